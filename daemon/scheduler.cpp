@@ -1,0 +1,220 @@
+#include "daemon/scheduler.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <stdexcept>
+
+#include "daemon/logging.h"
+#include "daemon/state.h"
+#include "probes/probe.h"
+
+namespace portsentinel::daemon {
+
+namespace {
+constexpr auto no_throw = asio::as_tuple(asio::use_awaitable);
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+struct Scheduler::Target {
+  config::Target config;
+  probes::ProbeSpec spec;
+  std::unique_ptr<exporters::TargetMetrics> metrics;
+  TargetState state;
+  asio::cancellation_signal cancel;
+  bool stopped = false;
+};
+
+double schedule_phase(const std::string& name) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  for (unsigned char c : name) {
+    h = (h ^ c) * 1099511628211ULL;
+  }
+  return static_cast<double>(h % 1000003) / 1000003.0;
+}
+
+Scheduler::Scheduler(asio::io_context& io, exporters::Metrics& metrics,
+                     probes::Resolver& resolver, probes::TlsContextCache& tls_contexts,
+                     int max_concurrent_probes)
+    : io_(io),
+      metrics_(metrics),
+      resolver_(resolver),
+      tls_contexts_(tls_contexts),
+      slots_(std::make_unique<asio::experimental::channel<void(boost::system::error_code)>>(
+          io, static_cast<size_t>(max_concurrent_probes))),
+      slot_count_(max_concurrent_probes) {}
+
+Scheduler::~Scheduler() {
+  stop();
+  // Target loops reference this object until they finish: let their cancelled operations
+  // complete before it goes away (the loop is not running here, see the header).
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  if (running_loops_ > 0) {
+    io_.restart();
+  }
+  while (running_loops_ > 0 && Clock::now() < deadline) {
+    io_.run_one_for(std::chrono::milliseconds(100));
+  }
+}
+
+size_t Scheduler::failing_count() const {
+  size_t n = 0;
+  for (const auto& [name, t] : targets_) {
+    if (t->state.last_reason && *t->state.last_reason != probes::Reason::kOk) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+void Scheduler::apply(const config::Config& cfg) {
+  // Build everything that can fail before touching the running set.
+  std::map<std::string, std::shared_ptr<Target>> next;
+  for (const auto& tc : cfg.targets) {
+    if (auto it = targets_.find(tc.name); it != targets_.end() && it->second->config == tc) {
+      next.emplace(tc.name, it->second);  // unchanged: keeps schedule, counters and state
+      continue;
+    }
+    auto t = std::make_shared<Target>();
+    t->config = tc;
+    t->spec.address = tc.address;
+    t->spec.expect = tc.expect;
+    t->spec.server_name = tc.server_name;
+    t->spec.timeout = tc.timeout;
+    t->spec.insecure_skip_verify = tc.tls.insecure_skip_verify;
+    t->spec.http = tc.http;
+    // Plain HTTP targets get one too: it tells a TLS server on the plain port apart.
+    if (tc.expect != config::Expect::kTcp) {
+      try {
+        t->spec.tls_context = tls_contexts_.get(tc.tls);
+      } catch (const std::exception& e) {
+        throw std::runtime_error("target \"" + tc.name + "\": " + e.what());
+      }
+    }
+    next.emplace(tc.name, std::move(t));
+  }
+  if (cfg.max_concurrent_probes != slot_count_) {
+    log_event(spdlog::level::warn, "max_concurrent_probes changes take effect after a restart",
+              {{"running", std::to_string(slot_count_)},
+               {"configured", std::to_string(cfg.max_concurrent_probes)}});
+  }
+  for (auto& [name, t] : targets_) {
+    if (auto it = next.find(name); it == next.end() || it->second != t) {
+      t->stopped = true;
+      t->cancel.emit(asio::cancellation_type::terminal);
+      log_event(spdlog::level::info, "target removed", {{"target", name}});
+    }
+  }
+  for (auto& [name, t] : next) {
+    if (!t->metrics) {
+      t->metrics = std::make_unique<exporters::TargetMetrics>(metrics_, t->config);
+      start(t);
+    }
+  }
+  targets_ = std::move(next);
+}
+
+void Scheduler::start(std::shared_ptr<Target> t) {
+  const auto interval = t->config.interval;
+  const auto offset = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double, std::milli>(interval.count() * schedule_phase(t->config.name)));
+  auto slot = t->cancel.slot();
+  ++running_loops_;
+  asio::co_spawn(io_, run_target(std::move(t), Clock::now() + offset),
+                 asio::bind_cancellation_slot(slot, [this](std::exception_ptr e) {
+                   --running_loops_;
+                   if (!e) {
+                     return;
+                   }
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const boost::system::system_error& se) {
+                     if (se.code() != asio::error::operation_aborted) {
+                       log_event(spdlog::level::err, "target loop failed", {{"error", se.what()}});
+                     }
+                   } catch (const std::exception& ex) {
+                     log_event(spdlog::level::err, "target loop failed", {{"error", ex.what()}});
+                   }
+                 }));
+}
+
+void Scheduler::stop() {
+  for (auto& [name, t] : targets_) {
+    t->stopped = true;
+    t->cancel.emit(asio::cancellation_type::terminal);
+  }
+  targets_.clear();
+}
+
+asio::awaitable<void> Scheduler::run_target(std::shared_ptr<Target> t, Clock::time_point next) {
+  asio::steady_timer timer(io_);
+  const auto interval = std::chrono::duration_cast<Clock::duration>(t->config.interval);
+  while (!t->stopped) {
+    timer.expires_at(next);
+    co_await timer.async_wait(no_throw);
+    if (t->stopped) {
+      break;
+    }
+    // Wait for a slot under the global cap; the lag includes that wait.
+    auto [slot_ec] = co_await slots_->async_send(boost::system::error_code{}, no_throw);
+    if (slot_ec) {
+      break;
+    }
+    probes::ProbeResult result;
+    {
+      // Released however the probe ends, including cancellation by a reload or a stop.
+      struct SlotGuard {
+        Scheduler& s;
+        explicit SlotGuard(Scheduler& scheduler) : s(scheduler) {
+          s.metrics_.set_probes_in_flight(++s.in_flight_);
+        }
+        ~SlotGuard() {
+          s.metrics_.set_probes_in_flight(--s.in_flight_);
+          s.slots_->try_receive([](boost::system::error_code) {});
+        }
+      } guard(*this);
+      if (t->stopped) {
+        break;
+      }
+      metrics_.observe_scheduler_lag(std::chrono::duration<double>(Clock::now() - next).count());
+      result = co_await probes::run_probe(t->spec, resolver_);
+    }
+    if (t->stopped) {
+      break;
+    }
+    t->metrics->record(result, unix_now());
+    const Transition change = advance(t->state, result);
+    if (change.changed) {
+      const std::string reason(probes::reason_name(result.reason));
+      if (result.ok()) {
+        log_event(spdlog::level::info, change.first ? "target ok" : "target recovered",
+                  {{"target", t->config.name},
+                   {"from", change.first ? "" : std::string(probes::reason_name(change.from))},
+                   {"reason", reason},
+                   {"peer", result.peer}});
+      } else {
+        log_event(spdlog::level::warn, "target failing",
+                  {{"target", t->config.name},
+                   {"from", change.first ? "" : std::string(probes::reason_name(change.from))},
+                   {"reason", reason},
+                   {"detail", result.detail},
+                   {"remedy", std::string(probes::reason_remedy(result.reason))}});
+      }
+    }
+    // Next deadline from the schedule, not from now: intervals do not drift. Missed runs
+    // (a probe longer than the interval) are skipped, not bunched.
+    next += interval;
+    const auto now = Clock::now();
+    if (next < now) {
+      next += ((now - next) / interval + 1) * interval;
+    }
+  }
+}
+
+}  // namespace portsentinel::daemon

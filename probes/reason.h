@@ -1,0 +1,47 @@
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string_view>
+
+namespace portsentinel::probes {
+
+// The closed set of failure reasons (DESIGN.md). Values index arrays: keep kCount last.
+enum class Reason {
+  kOk,
+  kDnsError,
+  kConnectionRefused,
+  kConnectTimeout,
+  kHostUnreachable,
+  kHandshakeTimeout,
+  kHandshakeEof,
+  kHandshakeReset,
+  kPlaintextHttp,
+  kNotTls,
+  kTlsProtocolVersion,
+  kTlsHandshakeFailure,
+  kTlsUnrecognizedName,
+  kTlsAlert,
+  kCertExpired,
+  kCertNotYetValid,
+  kCertHostnameMismatch,
+  kCertUntrusted,
+  kTlsOnPlainPort,
+  kHttpStatus,
+  kNoHttpsRedirect,
+  kHttpNoResponse,  // not in DESIGN.md's list: an HTTP port that accepts and never answers
+  kProbeError,
+  kCount
+};
+
+inline constexpr size_t kReasonCount = static_cast<size_t>(Reason::kCount);
+
+// The `reason` label value, e.g. "plaintext_http".
+std::string_view reason_name(Reason r);
+
+// One line for the operator: what to check and which command proves it.
+std::string_view reason_remedy(Reason r);
+
+std::optional<Reason> reason_from_name(std::string_view name);
+
+}  // namespace portsentinel::probes

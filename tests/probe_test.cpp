@@ -1,0 +1,355 @@
+// Each reason a single machine can reproduce, against real servers on 127.0.0.1:0.
+#include <openssl/ssl.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <gtest/gtest.h>
+
+#include "probes/probe.h"
+#include "probes/tls_context.h"
+#include "tests/support/pki.h"
+#include "tests/support/servers.h"
+
+namespace portsentinel::probes {
+namespace {
+
+using testing::LoopbackServer;
+using testing::Script;
+using testing::ServerOptions;
+using testing::TestPki;
+
+class ProbeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    pki_ = new TestPki(*dir_);
+    good_ = new TestPki::Leaf(pki_->issue("good", {}));
+  }
+  static void TearDownTestSuite() {
+    delete good_;
+    delete pki_;
+    delete dir_;
+  }
+
+  ProbeResult probe(const ProbeSpec& spec) {
+    std::optional<ProbeResult> out;
+    std::exception_ptr error;
+    asio::co_spawn(io_, run_probe(spec, resolver_),
+                   [&](std::exception_ptr e, ProbeResult r) {
+                     error = e;
+                     out = std::move(r);
+                     io_.stop();
+                   });
+    io_.restart();
+    io_.run();
+    if (error) {
+      std::rethrow_exception(error);
+    }
+    return *out;
+  }
+
+  ProbeSpec spec(uint16_t port, config::Expect expect, config::TlsOptions tls = {}) {
+    ProbeSpec s;
+    s.address = {"127.0.0.1", port};
+    s.expect = expect;
+    s.server_name = "localhost";
+    s.timeout = std::chrono::milliseconds(2000);
+    if (tls.ca_file.empty()) {
+      tls.ca_file = pki_->ca_file();
+    }
+    s.tls_context = contexts_.get(tls);
+    return s;
+  }
+
+  ProbeResult probe_tls_server(const TestPki::Leaf& leaf, testing::TlsServerOptions options = {},
+                               config::TlsOptions client = {}) {
+    LoopbackServer server(io_, {Script::kTls, kOkResponse, testing::make_server_tls(leaf, options)});
+    return probe(spec(server.port(), config::Expect::kTls, client));
+  }
+
+  static constexpr const char* kOkResponse =
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+
+  static testing::TempDir* dir_;
+  static TestPki* pki_;
+  static TestPki::Leaf* good_;
+  asio::io_context io_;
+  Resolver resolver_{1};
+  TlsContextCache contexts_;
+};
+
+testing::TempDir* ProbeTest::dir_ = nullptr;
+TestPki* ProbeTest::pki_ = nullptr;
+TestPki::Leaf* ProbeTest::good_ = nullptr;
+
+TEST_F(ProbeTest, TcpOk) {
+  LoopbackServer server(io_, {Script::kHang});
+  const auto r = probe(spec(server.port(), config::Expect::kTcp));
+  EXPECT_EQ(r.reason, Reason::kOk) << r.detail;
+  EXPECT_EQ(r.peer, server.host_port());
+  EXPECT_GT(r.phases.connect, 0.0);
+  EXPECT_GE(r.phases.total, r.phases.connect);
+}
+
+TEST_F(ProbeTest, ConnectionRefused) {
+  const auto r = probe(spec(testing::refused_port(), config::Expect::kTls));
+  EXPECT_EQ(r.reason, Reason::kConnectionRefused) << r.detail;
+  EXPECT_FALSE(r.tls.has_value());
+}
+
+TEST_F(ProbeTest, AcceptAndCloseIsHandshakeEof) {
+  LoopbackServer server(io_, {Script::kAcceptClose});
+  const auto r = probe(spec(server.port(), config::Expect::kTls));
+  EXPECT_EQ(r.reason, Reason::kHandshakeEof) << r.detail;
+}
+
+TEST_F(ProbeTest, AcceptAndResetIsHandshakeReset) {
+  LoopbackServer server(io_, {Script::kAcceptReset});
+  const auto r = probe(spec(server.port(), config::Expect::kTls));
+  EXPECT_EQ(r.reason, Reason::kHandshakeReset) << r.detail;
+}
+
+TEST_F(ProbeTest, SilenceIsHandshakeTimeoutWithinTheDeadline) {
+  LoopbackServer server(io_, {Script::kHang});
+  auto s = spec(server.port(), config::Expect::kTls);
+  s.timeout = std::chrono::milliseconds(300);
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = probe(s);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.reason, Reason::kHandshakeTimeout) << r.detail;
+  EXPECT_LT(took, std::chrono::milliseconds(1000));
+  EXPECT_GE(took, std::chrono::milliseconds(290));
+}
+
+TEST_F(ProbeTest, HttpAnswerToClientHelloIsPlaintextHttp) {
+  LoopbackServer server(io_, {Script::kHttp});
+  const auto r = probe(spec(server.port(), config::Expect::kTls));
+  EXPECT_EQ(r.reason, Reason::kPlaintextHttp) << r.detail;
+  EXPECT_NE(r.detail.find("HTTP/1.1 400 Bad Request"), std::string::npos) << r.detail;
+}
+
+TEST_F(ProbeTest, SshBannerIsNotTls) {
+  LoopbackServer server(io_, {Script::kSshBanner});
+  const auto r = probe(spec(server.port(), config::Expect::kHttps));
+  EXPECT_EQ(r.reason, Reason::kNotTls) << r.detail;
+  EXPECT_NE(r.detail.find("SSH-2.0"), std::string::npos) << r.detail;
+}
+
+TEST_F(ProbeTest, EndlessGarbageIsNotTlsAndEndsQuickly) {
+  LoopbackServer server(io_, {Script::kGarbageForever});
+  const auto r = probe(spec(server.port(), config::Expect::kTls));
+  EXPECT_EQ(r.reason, Reason::kNotTls) << r.detail;
+  EXPECT_LT(r.phases.total, 1.0);
+}
+
+TEST_F(ProbeTest, ValidCertificateIsOkWithAllFacts) {
+  const auto r = probe_tls_server(*good_);
+  ASSERT_EQ(r.reason, Reason::kOk) << r.detail;
+  ASSERT_TRUE(r.tls);
+  EXPECT_EQ(r.tls->version, "TLSv1.3");
+  EXPECT_FALSE(r.tls->cipher.empty());
+  EXPECT_TRUE(r.tls->verified);
+  ASSERT_TRUE(r.tls->leaf);
+  EXPECT_EQ(r.tls->leaf->fingerprint_sha256, good_->fingerprint_sha256);
+  EXPECT_EQ(r.tls->leaf->subject, "CN=portsentinel test,O=portsentinel tests");
+  EXPECT_EQ(r.tls->leaf->issuer, "CN=portsentinel test CA,O=portsentinel tests");
+  EXPECT_FALSE(r.tls->leaf->serial.empty());
+  const auto now = std::time(nullptr);
+  EXPECT_NEAR(static_cast<double>(r.tls->leaf->not_after), now + 30.0 * 86400, 120);
+  EXPECT_NEAR(static_cast<double>(r.tls->leaf->not_before), now - 3600.0, 120);
+  EXPECT_EQ(r.tls->leaf->chain_earliest_expiry, r.tls->leaf->not_after);
+  EXPECT_GT(r.phases.tls, 0.0);
+}
+
+TEST_F(ProbeTest, HttpsOkReadsTheStatus) {
+  LoopbackServer server(io_, {Script::kTls, kOkResponse, testing::make_server_tls(*good_)});
+  const auto r = probe(spec(server.port(), config::Expect::kHttps));
+  ASSERT_EQ(r.reason, Reason::kOk) << r.detail;
+  ASSERT_TRUE(r.http);
+  EXPECT_EQ(r.http->status, 200);
+  EXPECT_GT(r.phases.http, 0.0);
+}
+
+TEST_F(ProbeTest, HttpsUnexpectedStatusIsHttpStatus) {
+  LoopbackServer server(io_, {Script::kTls,
+                              "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+                              testing::make_server_tls(*good_)});
+  const auto r = probe(spec(server.port(), config::Expect::kHttps));
+  EXPECT_EQ(r.reason, Reason::kHttpStatus) << r.detail;
+  EXPECT_EQ(r.http->status, 503);
+}
+
+TEST_F(ProbeTest, ExpiredCertificateIsNamedAndStillCaptured) {
+  TestPki::LeafOptions o;
+  o.not_before = std::chrono::hours(-48);
+  o.not_after = std::chrono::hours(-24);
+  const auto leaf = pki_->issue("expired", o);
+  const auto r = probe_tls_server(leaf);
+  EXPECT_EQ(r.reason, Reason::kCertExpired) << r.detail;
+  ASSERT_TRUE(r.tls && r.tls->leaf);
+  EXPECT_EQ(r.tls->leaf->fingerprint_sha256, leaf.fingerprint_sha256);
+  EXPECT_FALSE(r.tls->verified);
+}
+
+TEST_F(ProbeTest, NotYetValidCertificate) {
+  TestPki::LeafOptions o;
+  o.not_before = std::chrono::hours(24);
+  o.not_after = std::chrono::hours(48);
+  const auto r = probe_tls_server(pki_->issue("future", o));
+  EXPECT_EQ(r.reason, Reason::kCertNotYetValid) << r.detail;
+}
+
+TEST_F(ProbeTest, WrongNameIsHostnameMismatch) {
+  TestPki::LeafOptions o;
+  o.dns_names = {"other.example"};
+  o.ip_addresses = {};
+  const auto leaf = pki_->issue("wrongname", o);
+  const auto r = probe_tls_server(leaf);
+  EXPECT_EQ(r.reason, Reason::kCertHostnameMismatch) << r.detail;
+  EXPECT_NE(r.detail.find("localhost"), std::string::npos) << r.detail;
+  ASSERT_TRUE(r.tls && r.tls->leaf);
+  EXPECT_EQ(r.tls->leaf->fingerprint_sha256, leaf.fingerprint_sha256);
+}
+
+TEST_F(ProbeTest, IpServerNameIsVerifiedAgainstIpSans) {
+  LoopbackServer server(io_, {Script::kTls, kOkResponse, testing::make_server_tls(*good_)});
+  auto s = spec(server.port(), config::Expect::kTls);
+  s.server_name = "127.0.0.1";
+  EXPECT_EQ(probe(s).reason, Reason::kOk);
+  s.server_name = "127.0.0.2";
+  EXPECT_EQ(probe(s).reason, Reason::kCertHostnameMismatch);
+}
+
+TEST_F(ProbeTest, SelfSignedIsUntrusted) {
+  TestPki::LeafOptions o;
+  o.self_signed = true;
+  const auto r = probe_tls_server(pki_->issue("selfsigned", o));
+  EXPECT_EQ(r.reason, Reason::kCertUntrusted) << r.detail;
+}
+
+TEST_F(ProbeTest, SystemStoreDoesNotTrustOurCa) {
+  LoopbackServer server(io_, {Script::kTls, kOkResponse, testing::make_server_tls(*good_)});
+  auto s = spec(server.port(), config::Expect::kTls);
+  s.tls_context = contexts_.get(config::TlsOptions{});  // no ca_file: the system store
+  EXPECT_EQ(probe(s).reason, Reason::kCertUntrusted);
+}
+
+TEST_F(ProbeTest, InsecureSkipVerifyAcceptsButReportsUnverified) {
+  TestPki::LeafOptions o;
+  o.self_signed = true;
+  LoopbackServer server(io_, {Script::kTls, kOkResponse,
+                              testing::make_server_tls(pki_->issue("insecure", o))});
+  auto s = spec(server.port(), config::Expect::kTls);
+  s.insecure_skip_verify = true;
+  const auto r = probe(s);
+  EXPECT_EQ(r.reason, Reason::kOk) << r.detail;
+  ASSERT_TRUE(r.tls);
+  EXPECT_FALSE(r.tls->verified);
+}
+
+TEST_F(ProbeTest, Tls12ServerAgainstMinVersion13) {
+  config::TlsOptions client;
+  client.min_version = config::TlsVersion::k1_3;
+  const auto r = probe_tls_server(*good_, {TLS1_2_VERSION, 0}, client);
+  EXPECT_EQ(r.reason, Reason::kTlsProtocolVersion) << r.detail;
+}
+
+TEST_F(ProbeTest, Tls12ServerIsFineByDefault) {
+  const auto r = probe_tls_server(*good_, {TLS1_2_VERSION, 0});
+  EXPECT_EQ(r.reason, Reason::kOk) << r.detail;
+  EXPECT_EQ(r.tls->version, "TLSv1.2");
+}
+
+TEST_F(ProbeTest, UnrecognizedNameAlert) {
+  const auto r = probe_tls_server(*good_, {0, SSL_AD_UNRECOGNIZED_NAME});
+  EXPECT_EQ(r.reason, Reason::kTlsUnrecognizedName) << r.detail;
+}
+
+TEST_F(ProbeTest, HandshakeFailureAlert) {
+  const auto r = probe_tls_server(*good_, {0, SSL_AD_HANDSHAKE_FAILURE});
+  EXPECT_EQ(r.reason, Reason::kTlsHandshakeFailure) << r.detail;
+}
+
+TEST_F(ProbeTest, OtherAlertIsTlsAlert) {
+  const auto r = probe_tls_server(*good_, {0, SSL_AD_ACCESS_DENIED});
+  EXPECT_EQ(r.reason, Reason::kTlsAlert) << r.detail;
+  EXPECT_NE(r.detail.find("access denied"), std::string::npos) << r.detail;
+}
+
+TEST_F(ProbeTest, HugeCertificateChainIsRefusedWithinBounds) {
+  TestPki::LeafOptions o;
+  o.extra_chain_certs = 400;  // about 200 KB, above OpenSSL's 100 KB max_cert_list
+  const auto r = probe_tls_server(pki_->issue("huge", o));
+  EXPECT_EQ(r.reason, Reason::kTlsHandshakeFailure) << r.detail;
+  EXPECT_LT(r.phases.total, 2.0);
+}
+
+TEST_F(ProbeTest, PlainHttpOkAndStatus) {
+  LoopbackServer ok(io_, {Script::kHttp, kOkResponse});
+  auto r = probe(spec(ok.port(), config::Expect::kHttp));
+  EXPECT_EQ(r.reason, Reason::kOk) << r.detail;
+  EXPECT_EQ(r.http->status, 200);
+  LoopbackServer bad(io_, {Script::kHttp, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"});
+  r = probe(spec(bad.port(), config::Expect::kHttp));
+  EXPECT_EQ(r.reason, Reason::kHttpStatus) << r.detail;
+  EXPECT_EQ(r.http->status, 404);
+}
+
+TEST_F(ProbeTest, PlainHttpProbeOfTlsPortIsTlsOnPlainPort) {
+  LoopbackServer server(io_, {Script::kTls, kOkResponse, testing::make_server_tls(*good_)});
+  const auto r = probe(spec(server.port(), config::Expect::kHttp));
+  EXPECT_EQ(r.reason, Reason::kTlsOnPlainPort) << r.detail;
+}
+
+TEST_F(ProbeTest, HttpProbeOfSilentPortIsHttpNoResponse) {
+  LoopbackServer server(io_, {Script::kHang});
+  auto s = spec(server.port(), config::Expect::kHttp);
+  s.timeout = std::chrono::milliseconds(300);
+  EXPECT_EQ(probe(s).reason, Reason::kHttpNoResponse);
+}
+
+TEST_F(ProbeTest, LocalhostNameResolves) {
+  LoopbackServer server(io_, {Script::kHang});
+  auto s = spec(server.port(), config::Expect::kTcp);
+  s.address.host = "localhost";
+  const auto r = probe(s);
+  EXPECT_EQ(r.reason, Reason::kOk) << r.detail;
+  EXPECT_GT(r.phases.resolve, 0.0);
+}
+
+TEST_F(ProbeTest, Ipv6Loopback) {
+  LoopbackServer server(io_, {Script::kTls, kOkResponse, testing::make_server_tls(*good_), "::1"});
+  auto s = spec(server.port(), config::Expect::kTls);
+  s.address.host = "::1";
+  const auto r = probe(s);
+  EXPECT_EQ(r.reason, Reason::kOk) << r.detail;
+  EXPECT_EQ(r.peer, server.host_port());
+}
+
+TEST_F(ProbeTest, OneContextPerSettingIsReused) {
+  config::TlsOptions a;
+  a.ca_file = pki_->ca_file();
+  config::TlsOptions b = a;
+  b.min_version = config::TlsVersion::k1_3;
+  EXPECT_EQ(contexts_.get(a), contexts_.get(a));
+  EXPECT_NE(contexts_.get(a), contexts_.get(b));
+}
+
+TEST_F(ProbeTest, EveryHandshakeIsFull) {
+  // Two probes in a row through one context: the server sees two full handshakes (no ticket,
+  // no cache), so a certificate change would be seen at once.
+  LoopbackServer server(io_, {Script::kTls, kOkResponse, testing::make_server_tls(*good_)});
+  auto s = spec(server.port(), config::Expect::kTls);
+  ASSERT_EQ(probe(s).reason, Reason::kOk);
+  TestPki::LeafOptions o;
+  o.common_name = "rotated";
+  const auto rotated = pki_->issue("rotated", o);
+  server.set_tls(testing::make_server_tls(rotated));
+  const auto r = probe(s);
+  ASSERT_EQ(r.reason, Reason::kOk) << r.detail;
+  EXPECT_EQ(r.tls->leaf->fingerprint_sha256, rotated.fingerprint_sha256);
+}
+
+}  // namespace
+}  // namespace portsentinel::probes
