@@ -52,7 +52,7 @@ struct StatusRange {
 
 struct HttpOptions {
   std::string path = "/";
-  std::vector<StatusRange> expect_status{{200, 399}};
+  std::vector<StatusRange> expect_status = std::vector<StatusRange>(1, StatusRange{200, 399});
   bool redirect_to_https = false;
   bool operator==(const HttpOptions&) const = default;
 };

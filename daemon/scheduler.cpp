@@ -195,16 +195,18 @@ asio::awaitable<void> Scheduler::run_target(std::shared_ptr<Target> t, Clock::ti
       if (result.ok()) {
         log_event(spdlog::level::info, change.first ? "target ok" : "target recovered",
                   {{"target", t->config.name},
-                   {"from", change.first ? "" : std::string(probes::reason_name(change.from))},
+                   {"from", change.first ? "none" : std::string(probes::reason_name(change.from))},
                    {"reason", reason},
                    {"peer", result.peer}});
       } else {
         log_event(spdlog::level::warn, "target failing",
                   {{"target", t->config.name},
-                   {"from", change.first ? "" : std::string(probes::reason_name(change.from))},
+                   {"from", change.first ? "none" : std::string(probes::reason_name(change.from))},
                    {"reason", reason},
                    {"detail", result.detail},
-                   {"remedy", std::string(probes::reason_remedy(result.reason))}});
+                   {"remedy", probes::reason_remedy_for(result.reason, t->config.address.host,
+                                                        t->config.address.port,
+                                                        t->config.server_name)}});
       }
     }
     // Next deadline from the schedule, not from now: intervals do not drift. Missed runs

@@ -90,6 +90,29 @@ std::string_view reason_name(Reason r) { return kInfo[static_cast<size_t>(r)].na
 
 std::string_view reason_remedy(Reason r) { return kInfo[static_cast<size_t>(r)].remedy; }
 
+std::string reason_remedy_for(Reason r, std::string_view host, uint16_t port,
+                              std::string_view server_name) {
+  const std::string port_text = std::to_string(port);
+  const std::string_view remedy = reason_remedy(r);
+  std::string out;
+  out.reserve(remedy.size() + 32);
+  for (size_t i = 0; i < remedy.size();) {
+    auto take = [&](std::string_view token, std::string_view value) {
+      if (remedy.substr(i, token.size()) == token) {
+        out += value;
+        i += token.size();
+        return true;
+      }
+      return false;
+    };
+    if (!take("HOST", host) && !take("PORT", port_text) && !take("NAME", server_name) &&
+        !take("ADDR", host)) {
+      out += remedy[i++];
+    }
+  }
+  return out;
+}
+
 std::optional<Reason> reason_from_name(std::string_view name) {
   for (size_t i = 0; i < kReasonCount; ++i) {
     if (kInfo[i].name == name) {

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
+#include <string>
 #include <optional>
 #include <string_view>
 
@@ -43,5 +45,10 @@ std::string_view reason_name(Reason r);
 std::string_view reason_remedy(Reason r);
 
 std::optional<Reason> reason_from_name(std::string_view name);
+
+// The remedy with its placeholders (HOST, PORT, NAME, ADDR) filled in for one target, so the
+// command in it can be pasted as it is.
+std::string reason_remedy_for(Reason r, std::string_view host, uint16_t port,
+                              std::string_view server_name);
 
 }  // namespace portsentinel::probes

@@ -5,6 +5,9 @@
 #include <boost/asio/ssl/error.hpp>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "probes/classify.h"
 #include "probes/reason.h"
 
@@ -31,6 +34,29 @@ TEST(Reasons, DesignNamesAreThere) {
         "cert_expired", "cert_not_yet_valid", "cert_hostname_mismatch", "cert_untrusted",
         "tls_on_plain_port", "http_status", "no_https_redirect", "probe_error"}) {
     EXPECT_TRUE(reason_from_name(name).has_value()) << name;
+  }
+}
+
+TEST(Reasons, RemedyForFillsInTheTarget) {
+  EXPECT_EQ(reason_remedy_for(Reason::kConnectionRefused, "10.0.0.5", 8443, "shop.example.com"),
+            "Nothing listens on the port, or a firewall rejects it: check the server runs and "
+            "listens (`ss -tlnp 'sport = :8443'`), then the firewall (`nft list ruleset`).");
+  EXPECT_NE(reason_remedy_for(Reason::kTlsUnrecognizedName, "h", 443, "shop.example.com")
+                .find("-servername shop.example.com -connect h:443"),
+            std::string::npos);
+}
+
+TEST(Reasons, ReadmeListsEveryReasonWithItsRemedy) {
+  std::ifstream in(PORTSENTINEL_SOURCE_DIR "/README.md");
+  std::ostringstream text;
+  text << in.rdbuf();
+  for (size_t i = 0; i < kReasonCount; ++i) {
+    const auto r = static_cast<Reason>(i);
+    std::string row = "| `" + std::string(reason_name(r)) + "` | ";
+    EXPECT_NE(text.str().find(row), std::string::npos) << "README has no row for " << row;
+    // The remedy's first clause is there too (the table is made from reason.cpp).
+    const std::string start(reason_remedy(r).substr(0, 30));
+    EXPECT_NE(text.str().find(row + start), std::string::npos) << row << start;
   }
 }
 

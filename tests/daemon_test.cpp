@@ -220,7 +220,7 @@ TEST_F(RunningDaemon, MetricsNameEachReasonAndPassPromtool) {
 
   // One log line per state change, with the remedy; not one per probe.
   const std::string log = daemon->log();
-  EXPECT_NE(log.find("target failing target=plain from=\"\" reason=plaintext_http"),
+  EXPECT_NE(log.find("target failing target=plain from=none reason=plaintext_http"),
             std::string::npos)
       << log;
   EXPECT_NE(log.find("remedy=\"The port answers plain HTTP"), std::string::npos) << log;
@@ -343,7 +343,7 @@ TEST_F(RunningDaemon, JsonLogs) {
     ++n;
   }
   EXPECT_GE(n, 3);
-  EXPECT_NE(daemon->log().find("\"target\":\"plain\",\"from\":\"\",\"reason\":\"plaintext_http\""),
+  EXPECT_NE(daemon->log().find("\"target\":\"plain\",\"from\":\"none\",\"reason\":\"plaintext_http\""),
             std::string::npos)
       << daemon->log();
 }
