@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <stdexcept>
 
 #include "daemon/logging.h"
@@ -27,6 +28,7 @@ struct Scheduler::Target {
   probes::ProbeSpec spec;
   std::unique_ptr<exporters::TargetMetrics> metrics;
   TargetState state;
+  GroupMember as_member;  // what path groups compare: the last result's reason and leaf
   asio::cancellation_signal cancel;
   bool stopped = false;
 };
@@ -118,6 +120,69 @@ void Scheduler::apply(const config::Config& cfg) {
     }
   }
   targets_ = std::move(next);
+
+  // Path groups: keep the verdict (and so the log state) of groups that did not change.
+  std::vector<Group> groups;
+  for (const auto& gc : cfg.path_groups) {
+    Group g{gc, {}, nullptr};
+    for (auto& old : groups_) {
+      if (old.config == gc) {
+        g = old;
+        old.gauge = nullptr;
+      }
+    }
+    groups.push_back(std::move(g));
+  }
+  for (auto& old : groups_) {
+    if (old.gauge != nullptr) {
+      metrics_.remove_path_group(*old.gauge);
+    }
+  }
+  groups_ = std::move(groups);
+}
+
+void Scheduler::update_groups(const std::string& member) {
+  for (auto& g : groups_) {
+    if (std::find(g.config.targets.begin(), g.config.targets.end(), member) ==
+        g.config.targets.end()) {
+      continue;
+    }
+    std::vector<GroupMember> members;
+    for (const auto& name : g.config.targets) {
+      auto it = targets_.find(name);
+      if (it != targets_.end()) {
+        members.push_back(it->second->as_member);
+      } else {
+        members.emplace_back().name = name;
+      }
+    }
+    GroupVerdict v = evaluate_path_group(members);
+    if (!v.known) {
+      continue;
+    }
+    if (g.gauge == nullptr) {
+      g.gauge = &metrics_.add_path_group(g.config.name);
+    }
+    g.gauge->Set(v.consistent ? 1 : 0);
+    // Log a transition, or a new way of being inconsistent; not every probe.
+    if (!g.verdict.known || g.verdict.consistent != v.consistent ||
+        (!v.consistent && g.verdict.explanation != v.explanation)) {
+      if (v.consistent) {
+        log_event(spdlog::level::info, "path group consistent",
+                  {{"group", g.config.name}, {"detail", v.explanation}});
+      } else {
+        log_event(spdlog::level::warn, "path group inconsistent",
+                  {{"group", g.config.name},
+                   {"detail", v.explanation},
+                   {"remedy",
+                    "A path (CDN edge, load balancer, proxy, container port) serves another "
+                    "certificate or no TLS: compare `openssl s_client -connect PATH "
+                    "-servername NAME | openssl x509 -noout -fingerprint -sha256` across the "
+                    "members and fix the one that differs."}});
+      }
+    }
+    g.verdict = std::move(v);
+  }
 }
 
 void Scheduler::start(std::shared_ptr<Target> t) {
@@ -190,6 +255,13 @@ asio::awaitable<void> Scheduler::run_target(std::shared_ptr<Target> t, Clock::ti
     }
     t->metrics->record(result, unix_now());
     const Transition change = advance(t->state, result);
+    t->as_member.name = t->config.name;
+    t->as_member.probed = true;
+    t->as_member.reason = result.reason;
+    const bool has_leaf = result.tls && result.tls->leaf;
+    t->as_member.fingerprint = has_leaf ? result.tls->leaf->fingerprint_sha256 : "";
+    t->as_member.subject = has_leaf ? result.tls->leaf->subject : "";
+    t->as_member.issuer = has_leaf ? result.tls->leaf->issuer : "";
     if (change.changed) {
       const std::string reason(probes::reason_name(result.reason));
       if (result.ok()) {
@@ -208,6 +280,9 @@ asio::awaitable<void> Scheduler::run_target(std::shared_ptr<Target> t, Clock::ti
                                                         t->config.address.port,
                                                         t->config.server_name)}});
       }
+    }
+    if (!groups_.empty()) {
+      update_groups(t->config.name);
     }
     // Next deadline from the schedule, not from now: intervals do not drift. Missed runs
     // (a probe longer than the interval) are skipped, not bunched.

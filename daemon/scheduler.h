@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "config/config.h"
+#include "daemon/path_groups.h"
 #include "exporters/metrics.h"
 #include "probes/resolver.h"
 #include "probes/tls_context.h"
@@ -48,6 +49,12 @@ class Scheduler {
 
  private:
   struct Target;
+  struct Group {
+    config::PathGroup config;
+    GroupVerdict verdict;
+    prometheus::Gauge* gauge = nullptr;
+  };
+  void update_groups(const std::string& member);
   asio::awaitable<void> run_target(std::shared_ptr<Target> target, Clock::time_point first);
   void start(std::shared_ptr<Target> target);
 
@@ -61,6 +68,7 @@ class Scheduler {
   int in_flight_ = 0;
   size_t running_loops_ = 0;
   std::map<std::string, std::shared_ptr<Target>> targets_;
+  std::vector<Group> groups_;
 };
 
 // Where a target's first probe falls in its interval: a stable fraction from its name, so that

@@ -69,11 +69,20 @@ Metrics::Metrics(const std::string& version, const std::string& revision)
                      .Add({})),
       reload_time_(gauge(*registry_, "portsentinel_config_last_reload_success_timestamp_seconds",
                          "Timestamp of the last successful configuration reload")
-                       .Add({})) {
+                       .Add({})),
+      path_groups_(gauge(*registry_, "portsentinel_path_group_consistent",
+                         "1 when every member of the path group succeeded and serves the same "
+                         "leaf certificate")) {
   gauge(*registry_, "portsentinel_build_info", "Build information, value 1")
       .Add({{"version", version}, {"revision", revision}, {"openssl", OPENSSL_VERSION_STR}})
       .Set(1);
 }
+
+prometheus::Gauge& Metrics::add_path_group(const std::string& group) {
+  return path_groups_.Add({{"group", group}});
+}
+
+void Metrics::remove_path_group(prometheus::Gauge& gauge) { path_groups_.Remove(&gauge); }
 
 void Metrics::set_reload_result(bool ok, double unix_seconds) {
   reload_ok_.Set(ok ? 1 : 0);

@@ -70,6 +70,10 @@ class Metrics {
   void set_probes_in_flight(double n) { in_flight_.Set(n); }
   void set_reload_result(bool ok, double unix_seconds);
 
+  // path_group_consistent{group}: added when a group's verdict is first known, removed with it.
+  prometheus::Gauge& add_path_group(const std::string& group);
+  void remove_path_group(prometheus::Gauge& gauge);
+
   // The per-target families; TargetMetrics adds and removes their series.
   struct TargetFamilies {
     prometheus::Family<prometheus::Gauge>& success;
@@ -97,6 +101,7 @@ class Metrics {
   prometheus::Gauge& in_flight_;
   prometheus::Gauge& reload_ok_;
   prometheus::Gauge& reload_time_;
+  prometheus::Family<prometheus::Gauge>& path_groups_;
 };
 
 }  // namespace portsentinel::exporters

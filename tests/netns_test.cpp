@@ -14,6 +14,7 @@
 
 #include "probes/probe.h"
 #include "probes/tls_context.h"
+#include "tests/support/nginx.h"
 #include "tests/support/pki.h"
 #include "tests/support/process.h"
 #include "tests/support/servers.h"
@@ -86,14 +87,17 @@ class NetnsTest : public ::testing::Test {
 
   // A probe of `host:port` from inside the namespace.
   static probes::ProbeResult probe(const std::string& host, uint16_t port,
-                                   std::chrono::milliseconds timeout) {
+                                   std::chrono::milliseconds timeout,
+                                   config::Expect expect = config::Expect::kTcp) {
     asio::io_context io;
     probes::Resolver resolver(1);
     probes::ProbeSpec spec;
     spec.address = {host, port};
-    spec.expect = config::Expect::kTcp;
+    spec.expect = expect;
     spec.server_name = host;
     spec.timeout = timeout;
+    probes::TlsContextCache contexts;
+    spec.tls_context = contexts.get({});
     probes::ProbeResult out;
     asio::co_spawn(io, probes::run_probe(spec, resolver),
                    [&](std::exception_ptr, probes::ProbeResult r) { out = std::move(r); });
@@ -142,6 +146,29 @@ TEST_F(NetnsTest, UnreachableResolverIsDnsError) {
   ns_->run_inside([&] { r = probe("portsentinel-test.invalid", 443, 3000ms); });
   EXPECT_EQ(r.reason, Reason::kDnsError) << r.detail;
   EXPECT_NE(r.detail.find("portsentinel-test.invalid"), std::string::npos) << r.detail;
+}
+
+TEST_F(NetnsTest, PortForwardToThePlainPortIsPlaintextHttp) {
+  if (!Nginx::available()) {
+    GTEST_SKIP() << "nginx is not installed (make deps installs Debian's nginx)";
+  }
+  // The "public" TLS port is forwarded (DNAT) to nginx's plain HTTP port: the classic
+  // port-mapping mistake, made real with nftables inside the namespace.
+  TempDir dir;
+  probes::ProbeResult r;
+  ns_->run_inside([&] {
+    const uint16_t plain = free_port();
+    const uint16_t published = free_port();
+    Nginx nginx(dir, "  server {\n    listen 127.0.0.1:" + std::to_string(plain) +
+                         ";\n    return 200 \"backend\\n\";\n  }\n",
+                {plain});
+    ns_->nft("table ip pstest_nat {\n chain output {\n  type nat hook output priority -100;\n"
+             "  ip daddr 127.0.0.1 tcp dport " + std::to_string(published) +
+             " dnat to 127.0.0.1:" + std::to_string(plain) + "\n }\n}\n");
+    r = probe("127.0.0.1", published, 2000ms, config::Expect::kTls);
+  });
+  EXPECT_EQ(r.reason, Reason::kPlaintextHttp) << r.detail;
+  EXPECT_NE(r.detail.find("HTTP/1.1 400 Bad Request"), std::string::npos) << r.detail;
 }
 
 TEST_F(NetnsTest, DaemonReportsConnectTimeoutInMetrics) {
