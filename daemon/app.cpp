@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "daemon/logging.h"
+#include "daemon/port_watch.h"
 #include "daemon/scheduler.h"
 #include "daemon/version.h"
 #include "exporters/metrics.h"
@@ -105,6 +106,9 @@ int run_daemon(const RunOptions& options) {
     return 1;
   }
   metrics.set_reload_result(true, unix_now());
+  // Port ownership runs on its own thread: /proc scans never block the probes.
+  PortWatcher port_watcher(metrics, options.state_dir);
+  port_watcher.apply(cfg.ports);
 
   // The loop proves it is alive by ticking; /healthz reads the tick from the web threads.
   std::atomic<int64_t> last_tick{steady_ms()};
@@ -141,6 +145,7 @@ int run_daemon(const RunOptions& options) {
       if (error.empty()) {
         try {
           scheduler.apply(next);
+          port_watcher.apply(next.ports);
           if (!(next.listen_address == cfg.listen_address)) {
             log_event(spdlog::level::warn, "web.listen_address changes take effect after a restart");
           }

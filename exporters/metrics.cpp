@@ -60,6 +60,21 @@ Metrics::Metrics(const std::string& version, const std::string& revision)
                   "Leaf certificate fingerprint changes seen"),
           gauge(*registry_, "portsentinel_http_status_code", "The last HTTP status"),
       }),
+      ports_(new PortFamilies{
+          gauge(*registry_, "portsentinel_port_listeners",
+                "Listening sockets on the port (>1 means shared, e.g. SO_REUSEPORT)"),
+          gauge(*registry_, "portsentinel_port_owner_info",
+                "1 per process owning a listener on the port; expected is true, false, or "
+                "unknown when the daemon may not read the process"),
+          gauge(*registry_, "portsentinel_port_hijacked",
+                "1 while a listener on the port is owned by an unexpected process"),
+          counter(*registry_, "portsentinel_port_owner_changes_total",
+                  "Changes of the programs owning the port"),
+          histogram(*registry_, "portsentinel_port_poll_duration_seconds",
+                    "Wall time of one port watch poll")
+              .Add({}, Histogram::BucketBoundaries{0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                                   0.0025, 0.005, 0.01, 0.025, 0.05, 0.1}),
+      }),
       scheduler_lag_(histogram(*registry_, "portsentinel_scheduler_lag_seconds",
                                "How late probes start against their schedule")
                          .Add({}, kLagBuckets)),

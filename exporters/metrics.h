@@ -94,9 +94,20 @@ class Metrics {
   };
   TargetFamilies& targets() { return *targets_; }
 
+  // The port watch's families (series added by the port watcher).
+  struct PortFamilies {
+    prometheus::Family<prometheus::Gauge>& listeners;
+    prometheus::Family<prometheus::Gauge>& owner_info;
+    prometheus::Family<prometheus::Gauge>& hijacked;
+    prometheus::Family<prometheus::Counter>& owner_changes;
+    prometheus::Histogram& poll_duration;
+  };
+  PortFamilies& ports() { return *ports_; }
+
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<TargetFamilies> targets_;
+  std::unique_ptr<PortFamilies> ports_;
   prometheus::Histogram& scheduler_lag_;
   prometheus::Gauge& in_flight_;
   prometheus::Gauge& reload_ok_;

@@ -1,6 +1,7 @@
 #include "tests/support/process.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,7 +31,8 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
 }
 }  // namespace
 
-Process::Process(const std::vector<std::string>& argv, const std::string& log_file)
+Process::Process(const std::vector<std::string>& argv, const std::string& log_file,
+                 int run_as_uid)
     : log_file_(log_file) {
   auto args = c_argv(argv);
   pid_ = fork();
@@ -38,6 +40,11 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log_fi
     const int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
+    if (run_as_uid >= 0 &&
+        (setgroups(0, nullptr) != 0 || setgid(static_cast<gid_t>(run_as_uid)) != 0 ||
+         setuid(static_cast<uid_t>(run_as_uid)) != 0)) {
+      _exit(126);
+    }
     execv(args[0], args.data());
     _exit(127);
   }

@@ -17,7 +17,9 @@ std::string portsentinel_binary();
 // if still running.
 class Process {
  public:
-  Process(const std::vector<std::string>& argv, const std::string& log_file);
+  // `run_as_uid` >= 0: the child drops to that uid and gid (needs root) before exec.
+  Process(const std::vector<std::string>& argv, const std::string& log_file,
+          int run_as_uid = -1);
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
