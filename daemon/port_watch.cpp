@@ -165,6 +165,7 @@ struct PortWatcher::Port {
   prometheus::Gauge* hijacked = nullptr;
   prometheus::Counter* changes = nullptr;
   std::map<std::string, prometheus::Gauge*> owner_info;  // by joined label values
+  std::string signature;  // what owner_info was built from
 };
 
 PortWatcher::PortWatcher(exporters::Metrics& metrics, std::string state_dir, EventSink sink)
@@ -235,16 +236,16 @@ void PortWatcher::poll() {
   if (!lister_) {
     return;
   }
-  std::vector<probes::Listener> all;
-  try {
-    all = lister_->list();
-  } catch (const std::exception& e) {
-    log_event(spdlog::level::err, "cannot list listening sockets", {{"error", e.what()}});
-    return;
-  }
   std::set<uint16_t> watched;
   for (const auto& w : cfg.watch) {
     watched.insert(w.port);
+  }
+  std::vector<probes::Listener> all;
+  try {
+    all = lister_->list(&watched);
+  } catch (const std::exception& e) {
+    log_event(spdlog::level::err, "cannot list listening sockets", {{"error", e.what()}});
+    return;
   }
   std::set<uint64_t> current;
   for (const auto& l : all) {
@@ -399,6 +400,22 @@ void PortWatcher::publish(uint16_t port, Port& p, const std::vector<Listening>& 
   }
   p.listeners->Set(static_cast<double>(listeners.size()));
   p.hijacked->Set(p.state.hijacked ? 1 : 0);
+  // The owner series only change when the sockets, their holders or the rules do: most polls
+  // see the same, and rebuilding label sets is most of a steady-state poll's cost.
+  std::string signature;
+  for (const auto& l : listeners) {
+    signature += std::to_string(l.inode) + (l.owners_known ? "+" : "?");
+    for (const auto& o : l.owners) {
+      signature += std::to_string(o.pid) + "." + std::to_string(o.start_time) + ",";
+    }
+  }
+  for (const auto& r : rules) {
+    signature += "|" + r.exe + r.unit + r.comm + r.user;
+  }
+  if (signature == p.signature) {
+    return;
+  }
+  p.signature = std::move(signature);
   // The rules decide `expected`; recompute them as advance_port saw them.
   std::map<std::string, prometheus::Labels> wanted;
   for (const auto& l : listeners) {

@@ -27,14 +27,15 @@ ListenerLister::~ListenerLister() {
   }
 }
 
-std::vector<Listener> ListenerLister::list() {
+std::vector<Listener> ListenerLister::list(const std::set<uint16_t>* ports) {
   std::vector<Listener> out;
-  dump(AF_INET, out);
-  dump(AF_INET6, out);
+  dump(AF_INET, ports, out);
+  dump(AF_INET6, ports, out);
   return out;
 }
 
-void ListenerLister::dump(int family, std::vector<Listener>& out) {
+void ListenerLister::dump(int family, const std::set<uint16_t>* ports,
+                          std::vector<Listener>& out) {
   struct {
     nlmsghdr header;
     inet_diag_req_v2 request;
@@ -69,8 +70,12 @@ void ListenerLister::dump(int family, std::vector<Listener>& out) {
         throw std::system_error(-err->error, std::generic_category(), "netlink sock_diag dump");
       }
       const auto* msg = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+      const uint16_t port = ntohs(msg->id.idiag_sport);
+      if (ports != nullptr && ports->count(port) == 0) {
+        continue;
+      }
       Listener l;
-      l.port = ntohs(msg->id.idiag_sport);
+      l.port = port;
       l.uid = msg->idiag_uid;
       l.inode = msg->idiag_inode;
       char text[INET6_ADDRSTRLEN] = {};

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,11 +25,12 @@ class ListenerLister {
   ListenerLister(const ListenerLister&) = delete;
   ListenerLister& operator=(const ListenerLister&) = delete;
 
-  // Every TCP listener; throws std::system_error on a netlink failure.
-  std::vector<Listener> list();
+  // Every TCP listener, or only those on `ports` when given (the others cost no allocation).
+  // Throws std::system_error on a netlink failure.
+  std::vector<Listener> list(const std::set<uint16_t>* ports = nullptr);
 
  private:
-  void dump(int family, std::vector<Listener>& out);
+  void dump(int family, const std::set<uint16_t>* ports, std::vector<Listener>& out);
   int fd_ = -1;
   std::vector<char> buffer_;
 };
