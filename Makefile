@@ -5,13 +5,13 @@ ASAN_BUILD_DIR ?= build-asan
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-BUILD_DEPS := g++ cmake make pkg-config ccache git libboost1.81-dev libssl-dev prometheus-cpp-dev \
+BUILD_DEPS := g++ cmake make pkg-config ccache git dpkg-dev libboost1.81-dev libssl-dev prometheus-cpp-dev \
 	libyaml-cpp-dev libspdlog-dev libsystemd-dev
-TEST_DEPS := libgtest-dev libgmock-dev openssl prometheus nginx nftables iproute2 procps
+TEST_DEPS := libgtest-dev libgmock-dev openssl prometheus nginx nftables iproute2 procps systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-build deps-test build run test test-asan check clean bench
+.PHONY: all deps deps-build deps-test build run test test-asan check clean bench deb
 
 all: build
 
@@ -51,6 +51,10 @@ test-asan: deps-test
 	cmake --build $(ASAN_BUILD_DIR) -j $(JOBS)
 	cd $(ASAN_BUILD_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# A .deb of the install rules (systemd unit, sysusers, tmpfiles, example config).
+deb: build
+	cd $(BUILD_DIR) && cpack -G DEB
 
 bench: build
 	bench/run.sh

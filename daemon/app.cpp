@@ -1,5 +1,8 @@
 #include "daemon/app.h"
 
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -110,18 +113,38 @@ int run_daemon(const RunOptions& options) {
   PortWatcher port_watcher(metrics, options.state_dir);
   port_watcher.apply(cfg.ports);
 
-  // The loop proves it is alive by ticking; /healthz reads the tick from the web threads.
+  // The loop proves it is alive by ticking: /healthz reads the tick from the web threads, and
+  // under systemd the same tick sends WATCHDOG=1, so a wedged loop stops the pings and systemd
+  // restarts the service.
+  uint64_t watchdog_usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
+  const auto tick_every = watchdog ? std::min<std::chrono::microseconds>(
+                                         std::chrono::seconds(1),
+                                         std::chrono::microseconds(watchdog_usec / 4))
+                                   : std::chrono::microseconds(std::chrono::seconds(1));
   std::atomic<int64_t> last_tick{steady_ms()};
+  std::string last_status;
+  auto status_line = [&] {
+    return std::to_string(scheduler.target_count()) + " targets, " +
+           std::to_string(scheduler.failing_count()) + " failing, " +
+           std::to_string(cfg.ports.watch.size()) + " watched ports";
+  };
   asio::steady_timer heartbeat(io);
   std::function<void(boost::system::error_code)> tick = [&](boost::system::error_code ec) {
     if (ec) {
       return;
     }
     last_tick = steady_ms();
-    heartbeat.expires_after(std::chrono::seconds(1));
+    if (watchdog) {
+      sd_notify(0, "WATCHDOG=1");
+    }
+    if (std::string status = status_line(); status != last_status) {
+      sd_notifyf(0, "STATUS=%s", status.c_str());
+      last_status = std::move(status);
+    }
+    heartbeat.expires_after(tick_every);
     heartbeat.async_wait(tick);
   };
-  tick({});
 
   // Reload: parse off the loop thread, apply on it. A bad file keeps the running config.
   std::atomic<bool> loop_done{false};
@@ -129,6 +152,7 @@ int run_daemon(const RunOptions& options) {
   std::string current_file = options.config_file;
   auto reload = [&]() -> std::string {
     std::lock_guard serial(reload_mutex);
+    sd_notify(0, "RELOADING=1");
     std::string error;
     config::Config next;
     try {
@@ -149,11 +173,14 @@ int run_daemon(const RunOptions& options) {
           if (!(next.listen_address == cfg.listen_address)) {
             log_event(spdlog::level::warn, "web.listen_address changes take effect after a restart");
           }
+          next.listen_address = cfg.listen_address;
+          cfg = std::move(next);
         } catch (const std::exception& e) {
           error = e.what();
         }
       }
       metrics.set_reload_result(error.empty(), unix_now());
+      sd_notifyf(0, "READY=1\nSTATUS=%s", status_line().c_str());
       if (error.empty()) {
         log_event(spdlog::level::info, "configuration reloaded",
                   {{"targets", std::to_string(scheduler.target_count())}});
@@ -193,6 +220,10 @@ int run_daemon(const RunOptions& options) {
              {"config", cfg.source},
              {"targets", std::to_string(scheduler.target_count())},
              {"listen", "http://" + config::format_host_port(bound) + "/metrics"}});
+  // Config loaded and the listen socket bound: ready.
+  sd_notifyf(0, "READY=1\nSTATUS=%s\nMAINPID=%lu", status_line().c_str(),
+             static_cast<unsigned long>(getpid()));
+  tick({});
   if (options.config_file.empty() && cfg.targets.empty()) {
     log_event(spdlog::level::info,
               "embedded default: nothing listens on localhost 443 or 80, so nothing is probed; "
@@ -220,6 +251,7 @@ int run_daemon(const RunOptions& options) {
         }
         log_event(spdlog::level::info, "stopping",
                   {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"}});
+        sd_notify(0, "STOPPING=1");
         scheduler.stop();
         heartbeat.cancel();
         signals.cancel();

@@ -1,6 +1,10 @@
 // The built binary as a user runs it: check-config, run with /metrics scraped and checked by
 // promtool, exactly one probe_reason series per target, signals and reload.
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <poll.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <regex>
@@ -328,6 +332,73 @@ TEST_F(RunningDaemon, ReloadKeepsRunningConfigOnBadFileAndAppliesGoodOne) {
   reply = http_request(port_, "GET", "/-/reload");
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->status, 405);
+}
+
+// sd_notify against a real AF_UNIX datagram socket, as systemd's Type=notify sees it.
+TEST_F(RunningDaemon, NotifiesReadyStatusAndWatchdogPings) {
+  const std::string path = dir_.file("notify.sock");
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  config_file_ = dir_.write("portsentinel.yaml", config());
+  Process daemon({portsentinel_binary(), "run", "--config", config_file_, "--web.listen-address",
+                  "127.0.0.1:0", "--state-dir", dir_.path()},
+                 dir_.file("daemon.log"), -1,
+                 {"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=400000"});
+  // Read datagrams for 1.5 s.
+  std::vector<std::string> messages;
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  while (std::chrono::steady_clock::now() < until) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) == 1) {
+      char buf[4096];
+      const ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        messages.emplace_back(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+  close(fd);
+  ASSERT_FALSE(messages.empty()) << daemon.log();
+  // READY=1 comes once the listen socket is bound, with a one-line status.
+  const auto ready = std::find_if(messages.begin(), messages.end(), [](const std::string& m) {
+    return m.find("READY=1") != std::string::npos;
+  });
+  ASSERT_NE(ready, messages.end());
+  EXPECT_NE(ready->find("STATUS=6 targets, "), std::string::npos) << *ready;
+  EXPECT_NE(ready->find("watched ports"), std::string::npos) << *ready;
+  EXPECT_TRUE(listen_port_from_log(daemon.log()).has_value());
+  // WATCHDOG_USEC=400ms: pings every 100 ms from the event loop.
+  const auto pings = std::count(messages.begin(), messages.end(), std::string("WATCHDOG=1"));
+  EXPECT_GE(pings, 8) << pings;
+  EXPECT_LE(pings, 20) << pings;
+  // The status follows the targets: failing ones show up once probed.
+  EXPECT_TRUE(std::any_of(messages.begin(), messages.end(), [](const std::string& m) {
+    return m.rfind("STATUS=6 targets, 5 failing", 0) == 0;
+  })) << "statuses seen: " << [&] {
+    std::string all;
+    for (const auto& m : messages) {
+      if (m.rfind("STATUS", 0) == 0 || m.find("READY") != std::string::npos) {
+        all += m + " | ";
+      }
+    }
+    return all;
+  }();
+  EXPECT_EQ(daemon.stop(SIGTERM, 3s), std::optional<int>(0));
+}
+
+TEST_F(RunningDaemon, UnderTheJournalLinesCarryNoTimestamp) {
+  config_file_ = dir_.write("portsentinel.yaml", config());
+  Process daemon({portsentinel_binary(), "run", "--config", config_file_, "--web.listen-address",
+                  "127.0.0.1:0", "--state-dir", dir_.path()},
+                 dir_.file("daemon.log"), -1, {"JOURNAL_STREAM=8:12345"});
+  ASSERT_TRUE(eventually([&] { return listen_port_from_log(daemon.log()).has_value(); }));
+  const std::string log = daemon.log();
+  // The journal stamps every line itself: ours start with the level.
+  EXPECT_EQ(log.rfind("info portsentinel started", 0), 0u) << log;
 }
 
 TEST_F(RunningDaemon, JsonLogs) {

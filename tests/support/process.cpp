@@ -32,9 +32,16 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
 }  // namespace
 
 Process::Process(const std::vector<std::string>& argv, const std::string& log_file,
-                 int run_as_uid)
+                 int run_as_uid, const std::vector<std::string>& env)
     : log_file_(log_file) {
   auto args = c_argv(argv);
+  // Built before fork: the child only execs.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    env_strings.emplace_back(*e);
+  }
+  env_strings.insert(env_strings.end(), env.begin(), env.end());
+  auto envp = c_argv(env_strings);
   pid_ = fork();
   if (pid_ == 0) {
     const int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -45,7 +52,7 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log_fi
          setuid(static_cast<uid_t>(run_as_uid)) != 0)) {
       _exit(126);
     }
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
 }

@@ -18,8 +18,9 @@ std::string portsentinel_binary();
 class Process {
  public:
   // `run_as_uid` >= 0: the child drops to that uid and gid (needs root) before exec.
+  // `env`: extra "NAME=value" entries on top of this process's environment.
   Process(const std::vector<std::string>& argv, const std::string& log_file,
-          int run_as_uid = -1);
+          int run_as_uid = -1, const std::vector<std::string>& env = {});
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
