@@ -56,7 +56,10 @@ test-asan: deps-test
 deb: build
 	cd $(BUILD_DIR) && cpack -G DEB
 
+BENCH_DEPS := prometheus-blackbox-exporter wrk nginx openssl iproute2
+
 bench: build
+	$(call install_missing,$(BENCH_DEPS))
 	bench/run.sh
 
 clean:

@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 echo "== port watch"
 "$build/bench/port_watch_bench"
+echo "== TLS probe cost against blackbox_exporter"
+bench/tls_bench.sh "$build"

@@ -102,8 +102,10 @@ int run_daemon(const RunOptions& options) {
   probes::TlsContextCache tls_contexts;
   auto resolver = std::make_unique<probes::Resolver>();
   Scheduler scheduler(io, metrics, *resolver, tls_contexts, cfg.max_concurrent_probes);
+  // Everything that can fail comes before the first target loop is spawned: a start-up error
+  // then leaves no coroutine behind to unwind.
   try {
-    scheduler.apply(cfg);
+    prepare_tls_contexts(cfg, tls_contexts);
   } catch (const std::exception& e) {
     log_event(spdlog::level::err, std::string("invalid configuration: ") + e.what());
     return 1;
@@ -123,6 +125,10 @@ int run_daemon(const RunOptions& options) {
                                          std::chrono::microseconds(watchdog_usec / 4))
                                    : std::chrono::microseconds(std::chrono::seconds(1));
   std::atomic<int64_t> last_tick{steady_ms()};
+  // Set when SIGTERM/SIGINT arrives. Handlers that re-arm themselves check it: a completion
+  // already queued when the stop cancelled its timer runs with success, and re-arming then
+  // would keep run() from ever returning.
+  bool stopping = false;
   std::string last_status;
   auto status_line = [&] {
     return std::to_string(scheduler.target_count()) + " targets, " +
@@ -131,7 +137,7 @@ int run_daemon(const RunOptions& options) {
   };
   asio::steady_timer heartbeat(io);
   std::function<void(boost::system::error_code)> tick = [&](boost::system::error_code ec) {
-    if (ec) {
+    if (ec || stopping) {
       return;
     }
     last_tick = steady_ms();
@@ -213,6 +219,7 @@ int run_daemon(const RunOptions& options) {
     log_event(spdlog::level::err, "cannot start the web server", {{"error", e.what()}});
     return 1;
   }
+  scheduler.apply(cfg);  // the TLS contexts are built: this cannot fail now
   config::HostPort bound = cfg.listen_address;
   bound.port = web->port();
   log_event(spdlog::level::info, "portsentinel started",
@@ -237,7 +244,7 @@ int run_daemon(const RunOptions& options) {
   std::function<void(boost::system::error_code)> wait_drained;
   std::function<void(boost::system::error_code, int)> on_signal =
       [&](boost::system::error_code ec, int signo) {
-        if (ec) {
+        if (ec || stopping) {
           return;
         }
         if (signo == SIGHUP) {
@@ -251,6 +258,7 @@ int run_daemon(const RunOptions& options) {
         }
         log_event(spdlog::level::info, "stopping",
                   {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"}});
+        stopping = true;
         sd_notify(0, "STOPPING=1");
         scheduler.stop();
         heartbeat.cancel();

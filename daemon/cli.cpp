@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "daemon/app.h"
 #include "daemon/diagnose.h"
+#include "daemon/scheduler.h"
 #include "daemon/version.h"
 #include "probes/tls_context.h"
 
@@ -75,15 +76,11 @@ int cmd_check_config(const std::vector<std::string>& args) {
     const config::Config cfg = config::load_config(args[1]);
     // Build what the daemon builds at start, so a broken CA file fails here too.
     probes::TlsContextCache contexts;
-    for (const auto& t : cfg.targets) {
-      if (t.expect == config::Expect::kTls || t.expect == config::Expect::kHttps) {
-        try {
-          contexts.get(t.tls);
-        } catch (const std::exception& e) {
-          std::cerr << args[1] << ": target \"" << t.name << "\": " << e.what() << "\n";
-          return 1;
-        }
-      }
+    try {
+      prepare_tls_contexts(cfg, contexts);
+    } catch (const std::exception& e) {
+      std::cerr << args[1] << ": " << e.what() << "\n";
+      return 1;
     }
     std::cout << args[1] << ": OK (" << cfg.targets.size() << " targets, "
               << cfg.ports.watch.size() << " watched ports, " << cfg.path_groups.size()

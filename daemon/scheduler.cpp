@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
@@ -31,7 +32,22 @@ struct Scheduler::Target {
   GroupMember as_member;  // what path groups compare: the last result's reason and leaf
   asio::cancellation_signal cancel;
   bool stopped = false;
+  bool started = false;  // the loop has run: only then may its cancellation slot be emitted
 };
+
+void prepare_tls_contexts(const config::Config& cfg, probes::TlsContextCache& cache) {
+  for (const auto& t : cfg.targets) {
+    // Plain HTTP targets get one too: it tells a TLS server on the plain port apart.
+    if (t.expect == config::Expect::kTcp) {
+      continue;
+    }
+    try {
+      cache.get(t.tls);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("target \"" + t.name + "\": " + e.what());
+    }
+  }
+}
 
 double schedule_phase(const std::string& name) {
   uint64_t h = 1469598103934665603ULL;  // FNV-1a
@@ -77,6 +93,7 @@ size_t Scheduler::failing_count() const {
 
 void Scheduler::apply(const config::Config& cfg) {
   // Build everything that can fail before touching the running set.
+  prepare_tls_contexts(cfg, tls_contexts_);
   std::map<std::string, std::shared_ptr<Target>> next;
   for (const auto& tc : cfg.targets) {
     if (auto it = targets_.find(tc.name); it != targets_.end() && it->second->config == tc) {
@@ -91,13 +108,8 @@ void Scheduler::apply(const config::Config& cfg) {
     t->spec.timeout = tc.timeout;
     t->spec.insecure_skip_verify = tc.tls.insecure_skip_verify;
     t->spec.http = tc.http;
-    // Plain HTTP targets get one too: it tells a TLS server on the plain port apart.
     if (tc.expect != config::Expect::kTcp) {
-      try {
-        t->spec.tls_context = tls_contexts_.get(tc.tls);
-      } catch (const std::exception& e) {
-        throw std::runtime_error("target \"" + tc.name + "\": " + e.what());
-      }
+      t->spec.tls_context = tls_contexts_.get(tc.tls);  // built above, cannot throw now
     }
     next.emplace(tc.name, std::move(t));
   }
@@ -108,8 +120,7 @@ void Scheduler::apply(const config::Config& cfg) {
   }
   for (auto& [name, t] : targets_) {
     if (auto it = next.find(name); it == next.end() || it->second != t) {
-      t->stopped = true;
-      t->cancel.emit(asio::cancellation_type::terminal);
+      cancel(t);
       log_event(spdlog::level::info, "target removed", {{"target", name}});
     }
   }
@@ -209,15 +220,25 @@ void Scheduler::start(std::shared_ptr<Target> t) {
                  }));
 }
 
+void Scheduler::cancel(const std::shared_ptr<Target>& t) {
+  t->stopped = true;
+  // A loop that has not run yet sees `stopped` at its first check and ends; emitting into its
+  // slot before then races co_spawn's start-up (use after free under ASan). A running loop
+  // is cancelled on the loop thread, with the target held until the emission has run.
+  if (t->started) {
+    asio::dispatch(io_, [t] { t->cancel.emit(asio::cancellation_type::terminal); });
+  }
+}
+
 void Scheduler::stop() {
   for (auto& [name, t] : targets_) {
-    t->stopped = true;
-    t->cancel.emit(asio::cancellation_type::terminal);
+    cancel(t);
   }
   targets_.clear();
 }
 
 asio::awaitable<void> Scheduler::run_target(std::shared_ptr<Target> t, Clock::time_point next) {
+  t->started = true;
   asio::steady_timer timer(io_);
   const auto interval = std::chrono::duration_cast<Clock::duration>(t->config.interval);
   while (!t->stopped) {

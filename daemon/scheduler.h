@@ -57,6 +57,7 @@ class Scheduler {
   void update_groups(const std::string& member);
   asio::awaitable<void> run_target(std::shared_ptr<Target> target, Clock::time_point first);
   void start(std::shared_ptr<Target> target);
+  void cancel(const std::shared_ptr<Target>& target);
 
   asio::io_context& io_;
   exporters::Metrics& metrics_;
@@ -70,6 +71,10 @@ class Scheduler {
   std::map<std::string, std::shared_ptr<Target>> targets_;
   std::vector<Group> groups_;
 };
+
+// Builds (into `cache`) the TLS context of every target that needs one. Throws
+// std::runtime_error naming the target when one cannot be built (e.g. a broken CA file).
+void prepare_tls_contexts(const config::Config& cfg, probes::TlsContextCache& cache);
 
 // Where a target's first probe falls in its interval: a stable fraction from its name, so that
 // thousands of targets do not start together and a reload does not move them.

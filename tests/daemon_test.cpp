@@ -6,6 +6,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <gtest/gtest.h>
 #include <regex>
 
@@ -15,6 +17,8 @@
 
 namespace portsentinel::testing {
 namespace {
+
+namespace asio = boost::asio;
 
 using namespace std::chrono_literals;
 
@@ -98,6 +102,23 @@ TEST(Run, BadConfigExitsOneWithPositionAndStartsNothing) {
             std::string::npos)
       << daemon.log();
   EXPECT_FALSE(listen_port_from_log(daemon.log()).has_value());
+}
+
+TEST(Run, ListenAddressInUseExitsOneWithTheReason) {
+  TempDir dir;
+  // A port this test holds: the daemon cannot have it.
+  asio::io_context io;
+  asio::ip::tcp::acceptor taken(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const std::string address = "127.0.0.1:" + std::to_string(taken.local_endpoint().port());
+  const auto file = dir.write("c.yaml", "targets:\n  - {name: a, address: \"127.0.0.1:" +
+                                            std::to_string(refused_port()) +
+                                            "\", expect: tls}\n");
+  std::string out;
+  const int rc = run_command({portsentinel_binary(), "run", "--config", file,
+                              "--web.listen-address", address, "--state-dir", dir.path()},
+                             &out);
+  EXPECT_EQ(rc, 1) << out;  // not a crash on the way out
+  EXPECT_NE(out.find("cannot listen on " + address), std::string::npos) << out;
 }
 
 // A daemon over a set of loopback servers, one per failure.

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Side-by-side TLS probe cost, in one run on one machine (issue: performance).
+#   nginx (TLS, ECDSA P-256 chain, no session cache or tickets) on loopback;
+#   blackbox_exporter driven at its maximum rate by wrk against /probe?module=tls;
+#   portsentinel scheduled with enough targets (distinct 127.0.0.0/8 addresses) at 1 s to do
+#   the same rate; CPU seconds per completed probe from /proc/PID/stat; the crypto floor of
+#   the client side of the handshake (2 X25519 + 2 P-256 verifies) from `openssl speed`.
+# Usage: bench/tls_bench.sh [BUILD_DIR]   (DURATION=seconds per measurement, default 10)
+set -euo pipefail
+build=$(cd "${1:-build}" && pwd)
+duration=${DURATION:-10}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "kept $work"; fi
+}
+trap cleanup EXIT
+cd "$work"
+
+free_port() {
+  while true; do
+    # Below the ephemeral range (32768+), where outgoing connections take their ports.
+    local p=$((20000 + RANDOM % 12000))
+    if [ -z "$(ss -Htan "sport = :$p")" ]; then echo "$p"; return; fi
+  done
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+http_get() {  # http_get PORT PATH: the body, with bash's /dev/tcp (no curl needed)
+  exec 3<>"/dev/tcp/127.0.0.1/$1"
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+  sed '1,/^\r$/d' <&3
+  exec 3<&-
+}
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
+hz=$(getconf CLK_TCK)
+
+# An ECDSA P-256 chain: a CA and a leaf it signed (the leaf is served, the CA is trusted).
+openssl ecparam -name prime256v1 -genkey -noout -out ca.key
+openssl req -x509 -new -key ca.key -subj "/CN=bench CA" -days 7 -out ca.pem \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+openssl ecparam -name prime256v1 -genkey -noout -out leaf.key
+openssl req -new -key leaf.key -subj "/CN=localhost" -out leaf.csr 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext
+openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 7 -extfile ext \
+  -out leaf.pem 2>/dev/null
+
+tls_port=$(free_port)
+mkdir -p nginx
+cat > nginx/nginx.conf <<CONF
+daemon off;
+worker_processes 1;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fcgi; uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
+  ssl_session_cache off;
+  ssl_session_tickets off;
+  server {
+    listen $tls_port ssl reuseport backlog=4096;
+    ssl_certificate $work/leaf.pem;
+    ssl_certificate_key $work/leaf.key;
+    return 200 "ok\n";
+  }
+}
+CONF
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+"$nginx_bin" -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" &
+pids+=($!)
+wait_port "$tls_port"
+
+# blackbox_exporter at its maximum rate.
+bb_port=$(free_port)
+cat > blackbox.yml <<CONF
+modules:
+  tls:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      tls: true
+      tls_config:
+        ca_file: $work/ca.pem
+        server_name: localhost
+CONF
+prometheus-blackbox-exporter --config.file=blackbox.yml --web.listen-address="127.0.0.1:$bb_port" \
+  > blackbox.log 2>&1 &
+bb_pid=$!
+pids+=($bb_pid)
+wait_port "$bb_port"
+probe_url="/probe?module=tls&target=127.0.0.1:$tls_port"
+http_get "$bb_port" "$probe_url" | grep -q '^probe_success 1' || { echo "blackbox probe fails"; http_get "$bb_port" "$probe_url"; exit 1; }
+wrk -t2 -c16 -d2s "http://127.0.0.1:$bb_port$probe_url" > /dev/null  # warm-up
+before=$(cpu_ticks "$bb_pid")
+wrk -t2 -c16 -d"${duration}s" "http://127.0.0.1:$bb_port$probe_url" > wrk.txt
+after=$(cpu_ticks "$bb_pid")
+bb_probes=$(awk '/requests in/ {print $1}' wrk.txt)
+bb_rate=$(awk -v n="$bb_probes" -v d="$duration" 'BEGIN {printf "%.0f", n / d}')
+bb_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$bb_probes" 'BEGIN {printf "%.0f", t / hz / n * 1e6}')
+kill "$bb_pid"
+
+# portsentinel at the same rate: one target per probe per second, on distinct addresses.
+targets=$bb_rate
+ps_port=$(free_port)
+{
+  echo "web: {listen_address: \"127.0.0.1:$ps_port\"}"
+  echo "log: {level: warn}"
+  echo "defaults: {interval: 1s, timeout: 900ms}"
+  echo "targets:"
+  for i in $(seq 0 $((targets - 1))); do
+    echo "  - {name: t$i, address: \"127.0.$((i / 250)).$((i % 250 + 1)):$tls_port\", expect: tls, server_name: localhost, tls: {ca_file: $work/ca.pem}}"
+  done
+} > portsentinel.yaml
+"$build/daemon/portsentinel" run --config portsentinel.yaml --state-dir "$work" > portsentinel.log 2>&1 &
+ps_pid=$!
+pids+=($ps_pid)
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$ps_port") 2>/dev/null && break
+  kill -0 "$ps_pid" 2>/dev/null || { echo "portsentinel exited:"; tail -20 portsentinel.log; wait "$ps_pid" || echo "exit status $?"; exit 1; }
+  sleep 0.1
+done
+sleep 3  # every target has started (first runs spread over the 1 s interval)
+probes_done() { http_get "$ps_port" /metrics | awk '/^portsentinel_tls_handshake_duration_seconds_count/ {n += $2} END {print n}'; }
+ok_count() { http_get "$ps_port" /metrics | grep -c '^portsentinel_probe_reason{reason="ok"' || true; }
+n0=$(probes_done)
+before=$(cpu_ticks "$ps_pid")
+if [ -n "${PERF_OUT:-}" ]; then  # profile portsentinel while it is measured
+  perf record -g -p "$ps_pid" -o "$PERF_OUT" -- sleep "$duration" 2>/dev/null
+else
+  sleep "$duration"
+fi
+after=$(cpu_ticks "$ps_pid")
+n1=$(probes_done)
+ps_probes=$((n1 - n0))
+ps_rate=$(awk -v n="$ps_probes" -v d="$duration" 'BEGIN {printf "%.0f", n / d}')
+ps_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$ps_probes" 'BEGIN {printf "%.0f", t / hz / n * 1e6}')
+ps_ok=$(ok_count)
+kill "$ps_pid"
+
+# What OpenSSL itself costs per client handshake here (a plain blocking client, no Asio).
+read -r lib_ok lib_n lib_us < <("$build/bench/openssl_client_bench" "$tls_port" "$work/ca.pem" 2000)
+
+# The crypto floor: the client's share of a TLS 1.3 handshake with this chain.
+openssl speed -seconds 2 ecdhx25519 ecdsap256 > speed.txt 2>/dev/null
+x25519=$(awk '/ecdh \(X25519\)/ {v = $(NF)} END {print v}' speed.txt)
+verify=$(awk '/ecdsa \(nistp256\)/ {v = $(NF)} END {print v}' speed.txt)
+floor_us=$(awk -v x="$x25519" -v v="$verify" 'BEGIN {printf "%.0f", (2 / x + 2 / v) * 1e6}')
+
+printf '\nTLS probe cost (%s s per measurement, %s CPU ticks/s)\n' "$duration" "$hz"
+printf '| | probes/s | CPU per TLS probe |\n|---|---|---|\n'
+printf '| crypto floor (2 X25519 at %s/s + 2 P-256 verifies at %s/s) | | %s µs |\n' "$x25519" "$verify" "$floor_us"
+printf '| blackbox_exporter %s (wrk, 16 connections) | %s | %s µs |\n' \
+  "$(prometheus-blackbox-exporter --version 2>&1 | awk '/version/ {print $3; exit}')" "$bb_rate" "$bb_us"
+printf '| portsentinel (%s targets every 1 s; %s ok) | %s | %s µs |\n' "$targets" "$ps_ok" "$ps_rate" "$ps_us"
+printf '| plain OpenSSL %s client, blocking, no Asio (%s/%s ok) | | %s µs |\n' \
+  "$(openssl version | awk '{print $2}')" "$lib_ok" "$lib_n" "$lib_us"
+awk -v b="$bb_us" -v p="$ps_us" -v f="$floor_us" 'BEGIN {
+  printf "| ratio blackbox / portsentinel | | %.1fx (target >= 4x) |\n", b / p
+  printf "| ratio portsentinel / floor | | %.2fx (target <= 2x) |\n", p / f }'
+awk -v l="$lib_us" -v p="$ps_us" -v f="$floor_us" 'BEGIN {
+  printf "| ratio plain OpenSSL / floor | | %.2fx |\n", l / f
+  printf "| ratio portsentinel / plain OpenSSL | | %.2fx |\n", p / l }'
