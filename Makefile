@@ -7,7 +7,8 @@ ARGS ?=
 
 BUILD_DEPS := g++ cmake make pkg-config ccache git dpkg-dev libboost1.81-dev libssl-dev prometheus-cpp-dev \
 	libyaml-cpp-dev libspdlog-dev libsystemd-dev
-TEST_DEPS := libgtest-dev libgmock-dev openssl prometheus nginx nftables iproute2 procps systemd
+TEST_DEPS := libgtest-dev libgmock-dev openssl prometheus prometheus-alertmanager nginx nftables \
+	iproute2 procps systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -7,6 +7,7 @@
 #   the client side of the handshake (2 X25519 + 2 P-256 verifies) from `openssl speed`.
 # Usage: bench/tls_bench.sh [BUILD_DIR]   (DURATION=seconds per measurement, default 10)
 set -euo pipefail
+bench_dir=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-build}" && pwd)
 duration=${DURATION:-10}
 work=$(mktemp -d)
@@ -19,60 +20,7 @@ cleanup() {
 trap cleanup EXIT
 cd "$work"
 
-free_port() {
-  while true; do
-    # Below the ephemeral range (32768+), where outgoing connections take their ports.
-    local p=$((20000 + RANDOM % 12000))
-    if [ -z "$(ss -Htan "sport = :$p")" ]; then echo "$p"; return; fi
-  done
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-http_get() {  # http_get PORT PATH: the body, with bash's /dev/tcp (no curl needed)
-  exec 3<>"/dev/tcp/127.0.0.1/$1"
-  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
-  sed '1,/^\r$/d' <&3
-  exec 3<&-
-}
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
-hz=$(getconf CLK_TCK)
-
-# An ECDSA P-256 chain: a CA and a leaf it signed (the leaf is served, the CA is trusted).
-openssl ecparam -name prime256v1 -genkey -noout -out ca.key
-openssl req -x509 -new -key ca.key -subj "/CN=bench CA" -days 7 -out ca.pem \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
-openssl ecparam -name prime256v1 -genkey -noout -out leaf.key
-openssl req -new -key leaf.key -subj "/CN=localhost" -out leaf.csr 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext
-openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 7 -extfile ext \
-  -out leaf.pem 2>/dev/null
-
-tls_port=$(free_port)
-mkdir -p nginx
-cat > nginx/nginx.conf <<CONF
-daemon off;
-worker_processes 1;
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fcgi; uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
-  ssl_session_cache off;
-  ssl_session_tickets off;
-  server {
-    listen $tls_port ssl reuseport backlog=4096;
-    ssl_certificate $work/leaf.pem;
-    ssl_certificate_key $work/leaf.key;
-    return 200 "ok\n";
-  }
-}
-CONF
-nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-"$nginx_bin" -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" &
-pids+=($!)
-wait_port "$tls_port"
+source "$bench_dir/lib.sh"
 
 # blackbox_exporter at its maximum rate.
 bb_port=$(free_port)

@@ -504,8 +504,9 @@ class Parser {
     if (auto it = f.find("alertmanager_urls"); it != f.end()) {
       for (const auto& url : sequence(it->second, "alerting.alertmanager_urls")) {
         const std::string u = non_empty(url, "alertmanager url");
-        if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0) {
-          fail(url, "alerting.alertmanager_urls: expected http://host:port, got \"" + u + "\"");
+        if (u.rfind("http://", 0) != 0 || u.size() <= 7) {
+          fail(url, "alerting.alertmanager_urls: expected http://host:port (https is not "
+                    "supported), got \"" + u + "\"");
         }
         a.alertmanager_urls.push_back(u);
       }

@@ -17,7 +17,9 @@
 #include <thread>
 
 #include "config/config.h"
+#include "daemon/alert_rules.h"
 #include "daemon/logging.h"
+#include "exporters/alertmanager.h"
 #include "daemon/port_watch.h"
 #include "daemon/scheduler.h"
 #include "daemon/version.h"
@@ -111,8 +113,25 @@ int run_daemon(const RunOptions& options) {
     return 1;
   }
   metrics.set_reload_result(true, unix_now());
-  // Port ownership runs on its own thread: /proc scans never block the probes.
-  PortWatcher port_watcher(metrics, options.state_dir);
+  // Alerts: rules on the loop thread, pushed to every Alertmanager from the loop.
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  AlertRules alert_rules(cfg.alerting, host);
+  exporters::AlertmanagerClient alertmanager(io, metrics, *resolver);
+  auto alert_sink = [&](const AlertChanges& changes) {
+    for (const auto& a : changes.fired) {
+      alertmanager.fire(a);
+    }
+    for (const auto& a : changes.resolved) {
+      alertmanager.resolve(a, unix_now());
+    }
+  };
+  scheduler.set_alerting(&alert_rules, alert_sink);
+  // Port ownership runs on its own thread: /proc scans never block the probes. Its
+  // transitions come to the loop for the alert rules.
+  PortWatcher port_watcher(metrics, options.state_dir, [&](uint16_t port, const PortEvent& e) {
+    asio::post(io, [&, port, e] { alert_sink(alert_rules.on_port_event(port, e, unix_now())); });
+  });
   port_watcher.apply(cfg.ports);
 
   // The loop proves it is alive by ticking: /healthz reads the tick from the web threads, and
@@ -154,6 +173,7 @@ int run_daemon(const RunOptions& options) {
 
   // Reload: parse off the loop thread, apply on it. A bad file keeps the running config.
   std::atomic<bool> loop_done{false};
+  std::string generator_url;
   std::mutex reload_mutex;  // one reload at a time (SIGHUP and HTTP may race)
   std::string current_file = options.config_file;
   auto reload = [&]() -> std::string {
@@ -174,6 +194,12 @@ int run_daemon(const RunOptions& options) {
     asio::post(io, [&, error]() mutable {
       if (error.empty()) {
         try {
+          alert_rules.set_config(next.alerting);
+          if (!(next.alerting.alertmanager_urls == cfg.alerting.alertmanager_urls &&
+                next.alerting.resend_interval == cfg.alerting.resend_interval)) {
+            alertmanager.configure(next.alerting.alertmanager_urls, next.alerting.resend_interval,
+                                   generator_url);
+          }
           scheduler.apply(next);
           port_watcher.apply(next.ports);
           if (!(next.listen_address == cfg.listen_address)) {
@@ -222,6 +248,9 @@ int run_daemon(const RunOptions& options) {
   scheduler.apply(cfg);  // the TLS contexts are built: this cannot fail now
   config::HostPort bound = cfg.listen_address;
   bound.port = web->port();
+  generator_url = "http://" + config::format_host_port(bound) + "/metrics";
+  alertmanager.configure(cfg.alerting.alertmanager_urls, cfg.alerting.resend_interval,
+                         generator_url);
   log_event(spdlog::level::info, "portsentinel started",
             {{"version", kVersion},
              {"config", cfg.source},
@@ -261,6 +290,7 @@ int run_daemon(const RunOptions& options) {
         stopping = true;
         sd_notify(0, "STOPPING=1");
         scheduler.stop();
+        alertmanager.stop();
         heartbeat.cancel();
         signals.cancel();
         // Every operation a probe waits on is cancellable, so the loops drain at once; the

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "config/config.h"
+#include "exporters/json.h"
 
 namespace portsentinel::daemon {
 
@@ -22,7 +23,6 @@ void setup_logging(const std::string& level, config::LogFormat format);
 void log_event(spdlog::level::level_enum level, std::string_view message,
                std::initializer_list<Field> fields = {});
 
-// JSON string escaping (quotes included).
-std::string json_quote(std::string_view s);
+using exporters::json_quote;
 
 }  // namespace portsentinel::daemon

@@ -30,6 +30,7 @@ struct Scheduler::Target {
   std::unique_ptr<exporters::TargetMetrics> metrics;
   TargetState state;
   GroupMember as_member;  // what path groups compare: the last result's reason and leaf
+  TargetAlertState alerts;  // hysteresis and baselines; kept across reloads with the target
   asio::cancellation_signal cancel;
   bool stopped = false;
   bool started = false;  // the loop has run: only then may its cancellation slot be emitted
@@ -121,6 +122,9 @@ void Scheduler::apply(const config::Config& cfg) {
   for (auto& [name, t] : targets_) {
     if (auto it = next.find(name); it == next.end() || it->second != t) {
       cancel(t);
+      if (rules_ != nullptr) {
+        alert_sink_(rules_->on_target_removed(t->alerts));
+      }
       log_event(spdlog::level::info, "target removed", {{"target", name}});
     }
   }
@@ -178,6 +182,9 @@ void Scheduler::update_groups(const std::string& member) {
     // Log a transition, or a new way of being inconsistent; not every probe.
     if (!g.verdict.known || g.verdict.consistent != v.consistent ||
         (!v.consistent && g.verdict.explanation != v.explanation)) {
+      if (rules_ != nullptr) {
+        alert_sink_(rules_->on_path_group(g.config.name, v, unix_now()));
+      }
       if (v.consistent) {
         log_event(spdlog::level::info, "path group consistent",
                   {{"group", g.config.name}, {"detail", v.explanation}});
@@ -275,6 +282,9 @@ asio::awaitable<void> Scheduler::run_target(std::shared_ptr<Target> t, Clock::ti
       break;
     }
     t->metrics->record(result, unix_now());
+    if (rules_ != nullptr) {
+      alert_sink_(rules_->on_probe(t->config, t->alerts, result, unix_now()));
+    }
     const Transition change = advance(t->state, result);
     t->as_member.name = t->config.name;
     t->as_member.probed = true;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "config/config.h"
+#include "daemon/alert_rules.h"
 #include "daemon/path_groups.h"
 #include "exporters/metrics.h"
 #include "probes/resolver.h"
@@ -42,6 +44,14 @@ class Scheduler {
   // Cancels every target loop, including probes in flight.
   void stop();
 
+  // Alerting: each probe result and path-group verdict goes through `rules`, and what it
+  // changes to `sink`. Without it, no alerts.
+  using AlertSink = std::function<void(const AlertChanges&)>;
+  void set_alerting(const AlertRules* rules, AlertSink sink) {
+    rules_ = rules;
+    alert_sink_ = std::move(sink);
+  }
+
   size_t target_count() const { return targets_.size(); }
   size_t failing_count() const;
   // Target loops still alive (stopped ones finish after their cancelled operation returns).
@@ -70,6 +80,8 @@ class Scheduler {
   size_t running_loops_ = 0;
   std::map<std::string, std::shared_ptr<Target>> targets_;
   std::vector<Group> groups_;
+  const AlertRules* rules_ = nullptr;
+  AlertSink alert_sink_;
 };
 
 // Builds (into `cache`) the TLS context of every target that needs one. Throws

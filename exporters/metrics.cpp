@@ -75,6 +75,13 @@ Metrics::Metrics(const std::string& version, const std::string& revision)
               .Add({}, Histogram::BucketBoundaries{0.00005, 0.0001, 0.00025, 0.0005, 0.001,
                                                    0.0025, 0.005, 0.01, 0.025, 0.05, 0.1}),
       }),
+      alerting_(new AlertingFamilies{
+          counter(*registry_, "portsentinel_alertmanager_send_failures_total",
+                  "Failed pushes to an Alertmanager (retried with backoff)"),
+          counter(*registry_, "portsentinel_alerts_dropped_total",
+                  "Resolved alerts dropped because an Alertmanager stayed unreachable and the "
+                  "queue was full"),
+      }),
       scheduler_lag_(histogram(*registry_, "portsentinel_scheduler_lag_seconds",
                                "How late probes start against their schedule")
                          .Add({}, kLagBuckets)),

@@ -104,10 +104,17 @@ class Metrics {
   };
   PortFamilies& ports() { return *ports_; }
 
+  struct AlertingFamilies {
+    prometheus::Family<prometheus::Counter>& send_failures;  // by url
+    prometheus::Family<prometheus::Counter>& dropped;        // by url
+  };
+  AlertingFamilies& alerting() { return *alerting_; }
+
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<TargetFamilies> targets_;
   std::unique_ptr<PortFamilies> ports_;
+  std::unique_ptr<AlertingFamilies> alerting_;
   prometheus::Histogram& scheduler_lag_;
   prometheus::Gauge& in_flight_;
   prometheus::Gauge& reload_ok_;

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Scale (issue: performance): N TLS targets on distinct 127.0.0.0/8 addresses, all served by one
+# nginx, every INTERVAL. After the first runs have spread over one interval, measures for
+# MEASURE seconds: RSS, CPU share of one core, p99 of scheduler_lag_seconds, and how long a
+# full /metrics scrape takes. Usage: bench/scale_bench.sh [BUILD_DIR] [N] [INTERVAL_SECONDS]
+set -euo pipefail
+bench_dir=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:-build}" && pwd)
+n=${2:-10000}
+interval=${3:-30}
+measure=${MEASURE:-$interval}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+source "$bench_dir/lib.sh"
+
+ps_port=$(free_port)
+{
+  echo "web: {listen_address: \"127.0.0.1:$ps_port\"}"
+  echo "log: {level: warn}"
+  echo "defaults: {interval: ${interval}s, timeout: 5s}"
+  echo "targets:"
+  for i in $(seq 0 $((n - 1))); do
+    echo "  - {name: t$i, address: \"127.$((i / 62500)).$((i / 250 % 250)).$((i % 250 + 1)):$tls_port\", expect: tls, server_name: localhost, tls: {ca_file: $work/ca.pem}}"
+  done
+} > portsentinel.yaml
+"$build/daemon/portsentinel" run --config portsentinel.yaml --state-dir "$work" > portsentinel.log 2>&1 &
+ps_pid=$!
+pids+=($ps_pid)
+wait_port "$ps_port"
+sleep "$((interval + 2))"  # every target has had its first run
+
+lag_buckets() { http_get "$ps_port" /metrics | grep '^portsentinel_scheduler_lag_seconds_bucket'; }
+b0=$(lag_buckets)
+before=$(cpu_ticks "$ps_pid")
+start=$(date +%s.%N)
+sleep "$measure"
+after=$(cpu_ticks "$ps_pid")
+elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {print e - s}')
+b1=$(lag_buckets)
+scrape_start=$(date +%s.%N)
+http_get "$ps_port" /metrics > scrape.txt
+scrape_s=$(awk -v s="$scrape_start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.3f", e - s}')
+rss_mb=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$ps_pid/status")
+ok=$(grep -c '^portsentinel_probe_reason{reason="ok"' scrape.txt || true)
+# p99 of the lag over the window, from the histogram's cumulative buckets.
+p99=$(paste <(echo "$b0") <(echo "$b1") | awk '
+  { match($1, /le="[^"]*"/); le = substr($1, RSTART + 4, RLENGTH - 5); d[NR] = $4 - $2; l[NR] = le }
+  END { total = d[NR]; for (i = 1; i <= NR; i++) if (d[i] >= 0.99 * total) { print l[i]; exit } }')
+probes=$(paste <(echo "$b0") <(echo "$b1") | awk 'END {print $4 - $2}')
+cpu_pct=$(awk -v t=$((after - before)) -v hz="$hz" -v e="$elapsed" 'BEGIN {printf "%.0f", t / hz / e * 100}')
+
+printf '\nScale: %s TLS targets every %ss (measured over %.0fs)\n' "$n" "$interval" "$elapsed"
+printf '| | |\n|---|---|\n'
+printf '| probes in the window | %s (%s ok at the end) |\n' "$probes" "$ok"
+printf '| RSS | %s MB |\n' "$rss_mb"
+printf '| CPU | %s%% of one core |\n' "$cpu_pct"
+printf '| p99 scheduler_lag_seconds | <= %s s (bucket bound) |\n' "$p99"
+printf '| full /metrics scrape | %s s, %s bytes |\n' "$scrape_s" "$(wc -c < scrape.txt)"
