@@ -13,7 +13,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 DESTDIR="$work/install" cmake --install "$build" > "$work/install.log"
 for f in usr/bin/portsentinel usr/lib/systemd/system/portsentinel.service \
          usr/lib/sysusers.d/portsentinel.conf usr/lib/tmpfiles.d/portsentinel.conf \
-         etc/portsentinel/portsentinel.yaml usr/share/doc/portsentinel/README.md; do
+         etc/portsentinel/portsentinel.yaml usr/share/doc/portsentinel/README.md \
+         usr/share/portsentinel/portsentinel.rules.yml usr/share/portsentinel/portsentinel.json; do
   [ -e "$work/install/$f" ] || fail "cmake --install did not install /$f"
 done
 # A second install keeps an edited config.
