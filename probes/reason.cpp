@@ -79,6 +79,13 @@ constexpr std::array<ReasonInfo, kReasonCount> kInfo{{
      "The port accepted the connection but sent no HTTP response (closed or stayed silent): a "
      "port forward to a dead backend or a proxy without upstream. `curl -v http://HOST:PORT/` "
      "proves it."},
+    {"path_mismatch",
+     "The paths or addresses of one service disagree (another certificate, no TLS, or a "
+     "failure on one of them): a load balancer member, CDN edge or DNS record points at a stale "
+     "or wrong host. Compare `openssl s_client -connect ADDR:PORT -servername NAME` on each."},
+    {"config_error",
+     "The server's TLS configuration cannot work (a certificate or key file missing, unreadable, "
+     "or not matching): fix the file and check with `nginx -t` before reloading."},
     {"probe_error",
      "The probe itself failed (local resources or an unexpected error): see the detail and the "
      "daemon's log."},

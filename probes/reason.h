@@ -32,6 +32,8 @@ enum class Reason {
   kHttpStatus,
   kNoHttpsRedirect,
   kHttpNoResponse,  // not in DESIGN.md's list: an HTTP port that accepts and never answers
+  kPathMismatch,    // DESIGN.md's failure #6: paths/addresses of one service disagree
+  kConfigError,     // not in DESIGN.md's list: a server config that cannot work (diagnose)
   kProbeError,
   kCount
 };
