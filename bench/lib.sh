@@ -1,6 +1,29 @@
 # Shared by the benchmarks: ports, HTTP without curl, CPU of a process, and an nginx serving
 # TLS with an ECDSA P-256 chain made on the spot (no session cache, no tickets).
-# Source it from a script that has set `work` (a scratch directory it owns) and `pids`.
+# Sourcing it makes a scratch directory `work` (removed on exit unless KEEP is set), moves
+# there, and kills every pid the script adds to `pids` on exit.
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "kept $work"; fi
+}
+trap cleanup EXIT
+cd "$work"
+
+# portsentinel_config N INTERVAL TIMEOUT WEB_PORT: a config of N TLS targets on distinct
+# 127.0.0.0/8 addresses, all served by the nginx below.
+portsentinel_config() {
+  echo "web: {listen_address: \"127.0.0.1:$4\"}"
+  echo "log: {level: warn}"
+  echo "defaults: {interval: $2, timeout: $3}"
+  echo "targets:"
+  for i in $(seq 0 $(($1 - 1))); do
+    echo "  - {name: t$i, address: \"127.$((i / 62500)).$((i / 250 % 250)).$((i % 250 + 1)):$tls_port\", expect: tls, server_name: localhost, tls: {ca_file: $work/ca.pem}}"
+  done
+}
 
 free_port() {
   while true; do

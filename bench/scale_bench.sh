@@ -9,27 +9,10 @@ build=$(cd "${1:-build}" && pwd)
 n=${2:-10000}
 interval=${3:-30}
 measure=${MEASURE:-$interval}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
 source "$bench_dir/lib.sh"
 
 ps_port=$(free_port)
-{
-  echo "web: {listen_address: \"127.0.0.1:$ps_port\"}"
-  echo "log: {level: warn}"
-  echo "defaults: {interval: ${interval}s, timeout: 5s}"
-  echo "targets:"
-  for i in $(seq 0 $((n - 1))); do
-    echo "  - {name: t$i, address: \"127.$((i / 62500)).$((i / 250 % 250)).$((i % 250 + 1)):$tls_port\", expect: tls, server_name: localhost, tls: {ca_file: $work/ca.pem}}"
-  done
-} > portsentinel.yaml
+portsentinel_config "$n" "${interval}s" 5s "$ps_port" > portsentinel.yaml
 "$build/daemon/portsentinel" run --config portsentinel.yaml --state-dir "$work" > portsentinel.log 2>&1 &
 ps_pid=$!
 pids+=($ps_pid)
@@ -37,6 +20,7 @@ wait_port "$ps_port"
 sleep "$((interval + 2))"  # every target has had its first run
 
 lag_buckets() { http_get "$ps_port" /metrics | grep '^portsentinel_scheduler_lag_seconds_bucket'; }
+rss_before_mb=$(awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$ps_pid/status")
 b0=$(lag_buckets)
 before=$(cpu_ticks "$ps_pid")
 start=$(date +%s.%N)
@@ -59,7 +43,7 @@ cpu_pct=$(awk -v t=$((after - before)) -v hz="$hz" -v e="$elapsed" 'BEGIN {print
 printf '\nScale: %s TLS targets every %ss (measured over %.0fs)\n' "$n" "$interval" "$elapsed"
 printf '| | |\n|---|---|\n'
 printf '| probes in the window | %s (%s ok at the end) |\n' "$probes" "$ok"
-printf '| RSS | %s MB |\n' "$rss_mb"
+printf '| RSS | %s MB before any scrape, %s MB after three full scrapes |\n' "$rss_before_mb" "$rss_mb"
 printf '| CPU | %s%% of one core |\n' "$cpu_pct"
 printf '| p99 scheduler_lag_seconds | <= %s s (bucket bound) |\n' "$p99"
 printf '| full /metrics scrape | %s s, %s bytes |\n' "$scrape_s" "$(wc -c < scrape.txt)"

@@ -10,16 +10,6 @@ set -euo pipefail
 bench_dir=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:-build}" && pwd)
 duration=${DURATION:-10}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "kept $work"; fi
-}
-trap cleanup EXIT
-cd "$work"
-
 source "$bench_dir/lib.sh"
 
 # blackbox_exporter at its maximum rate.
@@ -54,15 +44,7 @@ kill "$bb_pid"
 # portsentinel at the same rate: one target per probe per second, on distinct addresses.
 targets=$bb_rate
 ps_port=$(free_port)
-{
-  echo "web: {listen_address: \"127.0.0.1:$ps_port\"}"
-  echo "log: {level: warn}"
-  echo "defaults: {interval: 1s, timeout: 900ms}"
-  echo "targets:"
-  for i in $(seq 0 $((targets - 1))); do
-    echo "  - {name: t$i, address: \"127.0.$((i / 250)).$((i % 250 + 1)):$tls_port\", expect: tls, server_name: localhost, tls: {ca_file: $work/ca.pem}}"
-  done
-} > portsentinel.yaml
+portsentinel_config "$targets" 1s 900ms "$ps_port" > portsentinel.yaml
 "$build/daemon/portsentinel" run --config portsentinel.yaml --state-dir "$work" > portsentinel.log 2>&1 &
 ps_pid=$!
 pids+=($ps_pid)
