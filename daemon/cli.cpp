@@ -25,6 +25,7 @@ constexpr const char* kUsage =
     "  check-config FILE\n"
     "        validate a config file; prints FILE:LINE:COL: message on errors\n"
     "  diagnose HOST[:PORT] [--json] [--timeout DUR] [--ca-file FILE] [--server-name NAME]\n"
+    "           [--http-port PORT] [--nginx-config FILE] [--apache-config FILE]\n"
     "        one-shot troubleshooting report (exit 0 healthy, 1 problems, 2 usage)\n"
     "  version\n"
     "        print the version\n";

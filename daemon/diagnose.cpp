@@ -42,6 +42,7 @@ struct Options {
   std::string ca_file;
   uint16_t http_port = 80;
   std::string nginx_config;
+  std::string apache_config;
   bool json = false;
 };
 
@@ -49,7 +50,7 @@ int usage(const std::string& message) {
   std::cerr << "portsentinel diagnose: " << message
             << "\nusage: portsentinel diagnose HOST[:PORT] [--json] [--timeout DUR] "
                "[--ca-file FILE] [--server-name NAME] [--http-port PORT] "
-               "[--nginx-config FILE]\n";
+               "[--nginx-config FILE] [--apache-config FILE]\n";
   return 2;
 }
 
@@ -326,13 +327,25 @@ std::vector<Check> run_checks(const Options& o) {
       }
     }
   }
-  for (const auto& f : findings) {
-    checks.push_back({"nginx_config", f.file + ":" + std::to_string(f.line), f.reason,
-                      f.file + ":" + std::to_string(f.line) + ": " + f.detail, true});
+  auto report = [&](const std::string& name, const std::vector<AuditFinding>& found,
+                    const std::string& source) {
+    for (const auto& f : found) {
+      checks.push_back({name, f.file + ":" + std::to_string(f.line), f.reason,
+                        f.file + ":" + std::to_string(f.line) + ": " + f.detail, true});
+    }
+    if (!source.empty() && found.empty()) {
+      checks.push_back({name, "", Reason::kOk, source + ": no port or TLS mistakes found", false});
+    }
+  };
+  report("nginx_config", findings, audited);
+  // Apache where present: the given file, or as root the Debian layout's main file.
+  std::string apache = o.apache_config;
+  if (apache.empty() && geteuid() == 0 && access("/etc/apache2/apache2.conf", R_OK) == 0) {
+    apache = "/etc/apache2/apache2.conf";
   }
-  if (!audited.empty() && findings.empty()) {
-    checks.push_back({"nginx_config", "", Reason::kOk, audited + ": no port or TLS mistakes found",
-                      false});
+  if (!apache.empty()) {
+    progress(o, "auditing " + apache);
+    report("apache_config", audit_apache_file(apache, tls_ports), apache);
   }
   end_progress(o);
   return checks;
@@ -377,12 +390,16 @@ int run_diagnose(const std::vector<std::string>& args) {
         return usage("--timeout needs a duration like 5s");
       }
       o.timeout = *d;
-    } else if (a == "--ca-file" || a == "--server-name" || a == "--nginx-config") {
+    } else if (a == "--ca-file" || a == "--server-name" || a == "--nginx-config" ||
+               a == "--apache-config") {
       auto v = value();
       if (!v || v->empty()) {
         return usage(a + " needs a value");
       }
-      (a == "--ca-file" ? o.ca_file : a == "--server-name" ? server_name : o.nginx_config) = *v;
+      (a == "--ca-file"         ? o.ca_file
+       : a == "--server-name"   ? server_name
+       : a == "--nginx-config"  ? o.nginx_config
+                                : o.apache_config) = *v;
     } else if (a == "--http-port") {
       auto v = value();
       std::string error;

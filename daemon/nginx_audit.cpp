@@ -121,6 +121,7 @@ struct Directive {
 
 struct Server {
   Token start;
+  bool apache = false;  // VirtualHost + SSLEngine rather than listen ... ssl
   std::vector<Directive> listens;
   std::vector<Directive> names;
   std::vector<Directive> certificates;
@@ -138,7 +139,7 @@ std::vector<Server> servers(const std::vector<Token>& tokens) {
     if (!t.quoted && t.text == "{") {
       const std::string name = words.empty() ? "" : words[0].text;
       if (name == "server" && (blocks.empty() || blocks.back() != "upstream")) {
-        out.push_back(Server{words[0], {}, {}, {}, {}, false});
+        out.push_back(Server{words[0], false, {}, {}, {}, {}, false});
         open_servers.push_back(static_cast<int>(out.size()) - 1);
       } else {
         open_servers.push_back(-1);
@@ -201,7 +202,9 @@ void audit_certificate(const Server& s, const std::string& base_dir,
                        std::vector<AuditFinding>& findings) {
   if (s.certificates.empty()) {
     findings.push_back({probes::Reason::kConfigError, s.start.file, s.start.line,
-                        "a TLS server block without ssl_certificate: the handshake fails"});
+                        s.apache ? "a VirtualHost with SSLEngine on but no SSLCertificateFile"
+                                 : "a TLS server block without ssl_certificate: the handshake "
+                                   "fails"});
     return;
   }
   const Directive& cert_directive = s.certificates.front();
@@ -269,10 +272,10 @@ void audit_certificate(const Server& s, const std::string& base_dir,
   }
 }
 
-std::vector<AuditFinding> audit_tokens(const std::vector<Token>& tokens, const std::string& base,
-                                       const std::set<int>& tls_ports,
-                                       std::vector<AuditFinding> findings) {
-  for (const Server& s : servers(tokens)) {
+std::vector<AuditFinding> audit_servers(const std::vector<Server>& parsed, const std::string& base,
+                                        const std::set<int>& tls_ports,
+                                        std::vector<AuditFinding> findings) {
+  for (const Server& s : parsed) {
     bool tls = s.ssl_on;
     for (const auto& l : s.listens) {
       if (l.words.size() < 2) {
@@ -283,15 +286,18 @@ std::vector<AuditFinding> audit_tokens(const std::vector<Token>& tokens, const s
                        s.ssl_on;
       tls = tls || ssl;
       const int port = listen_port(l.words[1].text);
+      const std::string what = s.apache ? "<VirtualHost " + l.words[1].text + ">"
+                                        : "listen " + l.words[1].text;
       if (tls_ports.count(port) && !ssl) {
         findings.push_back({probes::Reason::kPlaintextHttp, l.words[0].file, l.words[0].line,
-                            "listen " + l.words[1].text + " without ssl: TLS clients on port " +
-                                std::to_string(port) + " get plain HTTP"});
+                            what + (s.apache ? " without SSLEngine on" : " without ssl") +
+                                ": TLS clients on port " + std::to_string(port) +
+                                " get plain HTTP"});
       }
       if (port == 80 && ssl) {
         findings.push_back({probes::Reason::kTlsOnPlainPort, l.words[0].file, l.words[0].line,
-                            "listen " + l.words[1].text +
-                                " ssl: the plain HTTP port speaks TLS; http:// clients fail"});
+                            what + (s.apache ? " with SSLEngine on" : " ssl") +
+                                ": the plain HTTP port speaks TLS; http:// clients fail"});
       }
     }
     if (tls) {
@@ -301,14 +307,102 @@ std::vector<AuditFinding> audit_tokens(const std::vector<Token>& tokens, const s
   return findings;
 }
 
+// Apache: one directive per line, <VirtualHost ...> sections, Include/IncludeOptional globs
+// (relative to the ServerRoot, taken as the main file's directory).
+void apache_lines(const std::string& path, const std::string& root,
+                  std::vector<std::vector<Token>>& out, std::vector<AuditFinding>& findings,
+                  int depth) {
+  bool ok = false;
+  const std::string text = read_file(path, &ok);
+  if (!ok) {
+    findings.push_back({probes::Reason::kConfigError, path, 0, "cannot read " + path});
+    return;
+  }
+  std::istringstream in(text);
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    std::vector<Token> words;
+    tokenize(line, path, number, words);  // '#' comments and quotes as in nginx
+    if (words.empty()) {
+      continue;
+    }
+    std::string name = words[0].text;
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    if ((name == "include" || name == "includeoptional") && words.size() > 1 && depth < 16) {
+      std::string pattern = words[1].text;
+      if (!pattern.empty() && pattern[0] != '/') {
+        pattern = root + "/" + pattern;
+      }
+      glob_t g{};
+      if (glob(pattern.c_str(), 0, nullptr, &g) == 0) {
+        for (size_t k = 0; k < g.gl_pathc; ++k) {
+          apache_lines(g.gl_pathv[k], root, out, findings, depth + 1);
+        }
+      }
+      globfree(&g);
+      continue;
+    }
+    out.push_back(std::move(words));
+  }
+}
+
+std::vector<Server> apache_servers(const std::vector<std::vector<Token>>& lines) {
+  std::vector<Server> out;
+  Server* current = nullptr;
+  for (const auto& words : lines) {
+    std::string name = words[0].text;
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    if (name == "<virtualhost") {
+      out.push_back(Server{words[0], true, {}, {}, {}, {}, false});
+      current = &out.back();
+      for (size_t i = 1; i < words.size(); ++i) {
+        std::string address = words[i].text;
+        if (!address.empty() && address.back() == '>') {
+          address.pop_back();
+        }
+        if (!address.empty()) {
+          Token t = words[i];
+          t.text = address;
+          current->listens.push_back({{words[0], t}});
+        }
+      }
+    } else if (name == "</virtualhost>") {
+      current = nullptr;
+    } else if (current != nullptr && words.size() > 1) {
+      std::string value = words[1].text;
+      std::transform(value.begin(), value.end(), value.begin(), ::tolower);
+      if (name == "sslengine") {
+        current->ssl_on = value == "on";
+      } else if (name == "sslcertificatefile") {
+        current->certificates.push_back({words});
+      } else if (name == "sslcertificatekeyfile") {
+        current->keys.push_back({words});
+      } else if (name == "servername" || name == "serveralias") {
+        current->names.push_back({words});
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+std::vector<AuditFinding> audit_apache_file(const std::string& path,
+                                            const std::set<int>& tls_ports) {
+  std::vector<std::vector<Token>> lines;
+  std::vector<AuditFinding> findings;
+  apache_lines(path, dir_of(path), lines, findings, 0);
+  return audit_servers(apache_servers(lines), dir_of(path), tls_ports, std::move(findings));
+}
 
 std::vector<AuditFinding> audit_nginx_file(const std::string& path,
                                            const std::set<int>& tls_ports) {
   std::vector<Token> tokens;
   std::vector<AuditFinding> findings;
   tokenize_file(path, tokens, findings, 0);
-  return audit_tokens(tokens, dir_of(path), tls_ports, std::move(findings));
+  return audit_servers(servers(tokens), dir_of(path), tls_ports, std::move(findings));
 }
 
 std::vector<AuditFinding> audit_nginx_dump(const std::string& dump,
@@ -337,7 +431,7 @@ std::vector<AuditFinding> audit_nginx_dump(const std::string& dump,
     section += line + "\n";
   }
   flush();
-  return audit_tokens(tokens, "/etc/nginx", tls_ports, {});
+  return audit_servers(servers(tokens), "/etc/nginx", tls_ports, {});
 }
 
 }  // namespace portsentinel::daemon

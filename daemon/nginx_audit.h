@@ -29,4 +29,10 @@ std::vector<AuditFinding> audit_nginx_file(const std::string& path,
 std::vector<AuditFinding> audit_nginx_dump(const std::string& dump,
                                            const std::set<int>& tls_ports = {443, 8443});
 
+// The same checks on an Apache configuration: a <VirtualHost> on a TLS port without
+// `SSLEngine on`, `SSLEngine on` on port 80, and the SSLCertificateFile/KeyFile and
+// ServerName/ServerAlias checks; Include/IncludeOptional are followed.
+std::vector<AuditFinding> audit_apache_file(const std::string& path,
+                                            const std::set<int>& tls_ports = {443, 8443});
+
 }  // namespace portsentinel::daemon

@@ -248,6 +248,54 @@ TEST(NginxAudit, TheDiagnosedPortMustSpeakTls) {
   EXPECT_EQ(findings[0].reason, probes::Reason::kPlaintextHttp);
 }
 
+TEST_F(DiagnoseTest, ApacheConfigAuditFindsEachPlantedMistakeWithItsLine) {
+  const auto good = pki_->issue("ap-good", {});
+  const auto other = pki_->issue("ap-other", {});
+  dir_->write("ports.conf", "Listen 80\nListen 443\n");
+  const std::string conf = dir_->write(
+      "apache2.conf",
+      "Include ports.conf\n"                                   // 1
+      "<VirtualHost *:443>\n"                                  // 2: no SSLEngine on
+      "    ServerName a.example\n"                             // 3
+      "</VirtualHost>\n"                                       // 4
+      "<VirtualHost *:80>\n"                                   // 5: SSLEngine on, port 80
+      "    SSLEngine on\n"                                     // 6
+      "    SSLCertificateFile " + good.cert_file + "\n"        // 7
+      "    SSLCertificateKeyFile " + good.key_file + "\n"      // 8
+      "</VirtualHost>\n"                                       // 9
+      "<VirtualHost _default_:8443>\n"                         // 10
+      "    SSLEngine on\n"                                     // 11
+      "    ServerName localhost\n"                             // 12
+      "    ServerAlias shop.example\n"                         // 13: not covered
+      "    SSLCertificateFile " + good.cert_file + "\n"        // 14
+      "    SSLCertificateKeyFile " + other.key_file + "\n"     // 15: wrong key
+      "</VirtualHost>\n");
+  const auto findings = daemon::audit_apache_file(conf);
+  auto found = [&](probes::Reason r, int line) {
+    return std::any_of(findings.begin(), findings.end(), [&](const daemon::AuditFinding& f) {
+      return f.reason == r && f.file == conf && f.line == line;
+    });
+  };
+  EXPECT_TRUE(found(probes::Reason::kPlaintextHttp, 2));
+  EXPECT_TRUE(found(probes::Reason::kTlsOnPlainPort, 5));
+  EXPECT_TRUE(found(probes::Reason::kCertHostnameMismatch, 13));
+  EXPECT_TRUE(found(probes::Reason::kConfigError, 15));
+  EXPECT_EQ(findings.size(), 4u);
+
+  std::string json;
+  const std::string empty = dir_->write("empty.conf", "");
+  EXPECT_EQ(run_command({portsentinel_binary(), "diagnose",
+                         "127.0.0.1:" + std::to_string(serve_tls(good)), "--json", "--ca-file",
+                         pki_->ca_file(), "--server-name", "localhost", "--timeout", "500ms",
+                         "--http-port", std::to_string(refused_port()), "--nginx-config", empty,
+                         "--apache-config", conf},
+                        &json),
+            1);
+  EXPECT_TRUE(has_check(json, "apache_config", "tls_on_plain_port")) << json;
+  EXPECT_NE(json.find(conf + ":2: <VirtualHost *:443> without SSLEngine on"), std::string::npos)
+      << json;
+}
+
 TEST(NginxDump, MarkersGiveFilesAndLines) {
   const std::string dump =
       "nginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n"
