@@ -9,8 +9,6 @@ Transition advance(TargetState& state, const probes::ProbeResult& result) {
   t.to = result.reason;
   t.changed = t.first || t.from != t.to;
   state.last_reason = result.reason;
-  state.consecutive_failures = result.ok() ? 0 : state.consecutive_failures + 1;
-  ++state.probes;
   return t;
 }
 

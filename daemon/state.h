@@ -9,8 +9,6 @@ namespace portsentinel::daemon {
 // What the daemon remembers of one target between probes.
 struct TargetState {
   std::optional<probes::Reason> last_reason;  // none before the first probe
-  int consecutive_failures = 0;
-  uint64_t probes = 0;
 };
 
 // What one result changed; the scheduler logs a line only when `changed`.

@@ -27,13 +27,12 @@ TEST(State, FirstResultIsAChangeThenOnlyRealChanges) {
   EXPECT_EQ(t.from, Reason::kOk);
   EXPECT_EQ(t.to, Reason::kPlaintextHttp);
   EXPECT_FALSE(advance(s, result(Reason::kPlaintextHttp)).changed);
-  EXPECT_EQ(s.consecutive_failures, 2);
   t = advance(s, result(Reason::kNotTls));
   EXPECT_TRUE(t.changed);
-  EXPECT_EQ(s.consecutive_failures, 3);
-  advance(s, result(Reason::kOk));
-  EXPECT_EQ(s.consecutive_failures, 0);
-  EXPECT_EQ(s.probes, 6u);
+  EXPECT_EQ(t.from, Reason::kPlaintextHttp);
+  t = advance(s, result(Reason::kOk));
+  EXPECT_TRUE(t.changed);
+  EXPECT_EQ(s.last_reason, Reason::kOk);
 }
 
 TEST(SchedulePhase, StableAndSpreadOverTheInterval) {
