@@ -6,9 +6,9 @@ JOBS ?= $(shell nproc)
 ARGS ?=
 
 BUILD_DEPS := g++ cmake make pkg-config ccache git dpkg-dev libboost1.81-dev libssl-dev prometheus-cpp-dev \
-	libyaml-cpp-dev libspdlog-dev libsystemd-dev
+	libyaml-cpp-dev libspdlog-dev libsystemd-dev zlib1g-dev
 TEST_DEPS := libgtest-dev libgmock-dev openssl prometheus prometheus-alertmanager nginx nftables \
-	iproute2 procps systemd
+	iproute2 procps systemd curl
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -57,7 +57,7 @@ test-asan: deps-test
 deb: build
 	cd $(BUILD_DIR) && cpack -G DEB
 
-BENCH_DEPS := prometheus-blackbox-exporter wrk nginx openssl iproute2
+BENCH_DEPS := prometheus-blackbox-exporter wrk nginx openssl iproute2 curl
 
 bench: build
 	$(call install_missing,$(BENCH_DEPS))

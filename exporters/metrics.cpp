@@ -1,6 +1,13 @@
 #include "exporters/metrics.h"
 
 #include <openssl/opensslv.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <map>
 
 namespace portsentinel::exporters {
 namespace {
@@ -12,8 +19,8 @@ using prometheus::Histogram;
 constexpr std::array<const char*, 5> kPhases{"resolve", "connect", "tls", "http", "total"};
 
 // Handshakes on a LAN take milliseconds, across continents hundreds.
-const Histogram::BucketBoundaries kHandshakeBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                    0.1,   0.25,   0.5,   1,    2.5,   5};
+constexpr std::array<double, 12> kHandshakeBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                   0.1,   0.25,   0.5,   1,    2.5,   5};
 const Histogram::BucketBoundaries kLagBuckets{0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
                                               0.25,  0.5,   1,    2.5,   5,    10};
 
@@ -28,38 +35,260 @@ prometheus::Family<Histogram>& histogram(prometheus::Registry& r, const char* na
   return prometheus::BuildHistogram().Name(name).Help(help).Register(r);
 }
 
+// The per-target families, in the order they are written.
+enum class Family {
+  kSuccess,
+  kReason,
+  kFailures,
+  kDuration,
+  kHandshake,
+  kLastProbe,
+  kTlsVersion,
+  kTlsCipher,
+  kCertInfo,
+  kNotAfter,
+  kNotBefore,
+  kChainExpiry,
+  kVerified,
+  kCertChanges,
+  kHttpStatus,
+  kCount,
+};
+
+struct FamilyInfo {
+  const char* name;
+  const char* type;
+  const char* help;
+};
+
+constexpr std::array<FamilyInfo, static_cast<size_t>(Family::kCount)> kFamilies{{
+    {"portsentinel_probe_success", "gauge", "1 when the last probe met its expectation"},
+    {"portsentinel_probe_reason", "gauge",
+     "The reason of the last probe: one series per target, value 1"},
+    {"portsentinel_probe_failures_total", "counter", "Failed probes by reason"},
+    {"portsentinel_probe_duration_seconds", "gauge", "Duration of each phase of the last probe"},
+    {"portsentinel_tls_handshake_duration_seconds", "histogram", "TLS handshake latency"},
+    {"portsentinel_last_probe_timestamp_seconds", "gauge", "When the last probe ended (unix time)"},
+    {"portsentinel_tls_version_info", "gauge", "1 for the negotiated TLS version"},
+    {"portsentinel_tls_cipher_info", "gauge", "1 for the negotiated cipher"},
+    {"portsentinel_tls_cert_info", "gauge",
+     "The leaf certificate served, exported even when verification fails"},
+    {"portsentinel_tls_cert_not_after_timestamp_seconds", "gauge",
+     "Leaf certificate expiry (unix time)"},
+    {"portsentinel_tls_cert_not_before_timestamp_seconds", "gauge",
+     "Leaf certificate start (unix time)"},
+    {"portsentinel_tls_chain_earliest_expiry_timestamp_seconds", "gauge",
+     "Earliest expiry in the served chain (unix time)"},
+    {"portsentinel_tls_cert_verified", "gauge", "1 when the chain and the name verified"},
+    {"portsentinel_tls_cert_changes_total", "counter", "Leaf certificate fingerprint changes seen"},
+    {"portsentinel_http_status_code", "gauge", "The last HTTP status"},
+}};
+
+using Label = std::pair<std::string_view, std::string_view>;
+
+// As prometheus-cpp writes values: 16 significant digits, NaN and infinities spelled out.
+void append_value(std::string& out, double value) {
+  if (std::isnan(value)) {
+    out += "NaN";
+  } else if (std::isinf(value)) {
+    out += value < 0 ? "-Inf" : "+Inf";
+  } else {
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::general, 16);
+    out.append(buf, r.ptr);
+  }
+}
+
+void append_escaped(std::string& out, std::string_view value) {
+  for (const char c : value) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
+    }
+  }
+}
+
+void append_label(std::string& out, bool& first, const Label& label) {
+  if (!first) {
+    out += ',';
+  }
+  first = false;
+  out.append(label.first);
+  out += "=\"";
+  append_escaped(out, label.second);
+  out += '"';
+}
+
 }  // namespace
+
+// One target's series. `base` is fixed at creation; the rest is guarded by `mutex`.
+struct TargetSeries {
+  std::vector<std::pair<std::string, std::string>> base;  // sorted by name, like prometheus-cpp
+  size_t index = 0;  // position in Metrics::targets_, guarded by Metrics::targets_mutex_
+
+  std::mutex mutex;
+  bool probed = false;
+  double success = 0;
+  double last_probe = 0;
+  std::array<double, kPhases.size()> phases{};
+  probes::Reason reason = probes::Reason::kCount;
+  std::array<uint64_t, probes::kReasonCount> failures{};
+  bool tls = false;
+  std::array<uint64_t, kHandshakeBuckets.size() + 1> buckets{};  // the last one is +Inf
+  double handshake_sum = 0;
+  uint64_t handshake_count = 0;
+  double verified = 0;
+  uint64_t cert_changes = 0;
+  std::string version;
+  std::string cipher;
+  bool leaf = false;
+  std::string fingerprint, subject, issuer, serial;
+  double not_after = 0, not_before = 0, chain_expiry = 0;
+  bool http = false;
+  double http_status = 0;
+
+  // One sample line: name+suffix{base labels merged with `extra` (sorted by name), then
+  // `trailing` as the last label} value.
+  void sample(std::string& out, std::string_view name, std::string_view suffix,
+              std::initializer_list<Label> extra, double value,
+              const Label* trailing = nullptr) const {
+    out.append(name);
+    out.append(suffix);
+    out += '{';
+    bool first = true;
+    auto next = extra.begin();
+    for (const auto& [label, label_value] : base) {
+      while (next != extra.end() && next->first < label) {
+        append_label(out, first, *next++);
+      }
+      append_label(out, first, {label, label_value});
+    }
+    while (next != extra.end()) {
+      append_label(out, first, *next++);
+    }
+    if (trailing != nullptr) {
+      append_label(out, first, *trailing);
+    }
+    out += "} ";
+    append_value(out, value);
+    out += '\n';
+  }
+
+  // Appends this target's samples of `family`. Caller holds `mutex`.
+  void write(std::string& out, Family family) const {
+    if (!probed) {
+      return;
+    }
+    const std::string_view name = kFamilies[static_cast<size_t>(family)].name;
+    switch (family) {
+      case Family::kSuccess:
+        sample(out, name, "", {}, success);
+        break;
+      case Family::kReason:
+        sample(out, name, "", {{"reason", probes::reason_name(reason)}}, 1);
+        break;
+      case Family::kFailures:
+        for (size_t i = 0; i < failures.size(); ++i) {
+          if (failures[i] != 0) {
+            sample(out, name, "", {{"reason", probes::reason_name(static_cast<probes::Reason>(i))}},
+                   static_cast<double>(failures[i]));
+          }
+        }
+        break;
+      case Family::kDuration:
+        for (size_t i = 0; i < kPhases.size(); ++i) {
+          sample(out, name, "", {{"phase", kPhases[i]}}, phases[i]);
+        }
+        break;
+      case Family::kHandshake:
+        if (tls) {
+          uint64_t cumulative = 0;
+          char bound[32];
+          for (size_t i = 0; i < buckets.size(); ++i) {
+            cumulative += buckets[i];
+            std::string_view le = "+Inf";
+            if (i < kHandshakeBuckets.size()) {
+              const auto r = std::to_chars(bound, bound + sizeof bound, kHandshakeBuckets[i],
+                                           std::chars_format::general, 16);
+              le = std::string_view(bound, static_cast<size_t>(r.ptr - bound));
+            }
+            const Label le_label{"le", le};
+            sample(out, name, "_bucket", {}, static_cast<double>(cumulative), &le_label);
+          }
+          sample(out, name, "_sum", {}, handshake_sum);
+          sample(out, name, "_count", {}, static_cast<double>(handshake_count));
+        }
+        break;
+      case Family::kLastProbe:
+        sample(out, name, "", {}, last_probe);
+        break;
+      case Family::kTlsVersion:
+        if (!version.empty()) {
+          sample(out, name, "", {{"version", version}}, 1);
+        }
+        break;
+      case Family::kTlsCipher:
+        if (!cipher.empty()) {
+          sample(out, name, "", {{"cipher", cipher}}, 1);
+        }
+        break;
+      case Family::kCertInfo:
+        if (leaf) {
+          sample(out, name, "",
+                 {{"fingerprint_sha256", fingerprint},
+                  {"issuer", issuer},
+                  {"serial", serial},
+                  {"subject", subject}},
+                 1);
+        }
+        break;
+      case Family::kNotAfter:
+        if (leaf) {
+          sample(out, name, "", {}, not_after);
+        }
+        break;
+      case Family::kNotBefore:
+        if (leaf) {
+          sample(out, name, "", {}, not_before);
+        }
+        break;
+      case Family::kChainExpiry:
+        if (leaf) {
+          sample(out, name, "", {}, chain_expiry);
+        }
+        break;
+      case Family::kVerified:
+        if (tls) {
+          sample(out, name, "", {}, verified);
+        }
+        break;
+      case Family::kCertChanges:
+        if (tls) {
+          sample(out, name, "", {}, static_cast<double>(cert_changes));
+        }
+        break;
+      case Family::kHttpStatus:
+        if (http) {
+          sample(out, name, "", {}, http_status);
+        }
+        break;
+      case Family::kCount:
+        break;
+    }
+  }
+};
 
 Metrics::Metrics(const std::string& version, const std::string& revision)
     : registry_(std::make_shared<prometheus::Registry>()),
-      targets_(new TargetFamilies{
-          gauge(*registry_, "portsentinel_probe_success",
-                "1 when the last probe met its expectation"),
-          gauge(*registry_, "portsentinel_probe_reason",
-                "The reason of the last probe: one series per target, value 1"),
-          counter(*registry_, "portsentinel_probe_failures_total", "Failed probes by reason"),
-          gauge(*registry_, "portsentinel_probe_duration_seconds",
-                "Duration of each phase of the last probe"),
-          histogram(*registry_, "portsentinel_tls_handshake_duration_seconds",
-                    "TLS handshake latency"),
-          gauge(*registry_, "portsentinel_last_probe_timestamp_seconds",
-                "When the last probe ended (unix time)"),
-          gauge(*registry_, "portsentinel_tls_version_info", "1 for the negotiated TLS version"),
-          gauge(*registry_, "portsentinel_tls_cipher_info", "1 for the negotiated cipher"),
-          gauge(*registry_, "portsentinel_tls_cert_info",
-                "The leaf certificate served, exported even when verification fails"),
-          gauge(*registry_, "portsentinel_tls_cert_not_after_timestamp_seconds",
-                "Leaf certificate expiry (unix time)"),
-          gauge(*registry_, "portsentinel_tls_cert_not_before_timestamp_seconds",
-                "Leaf certificate start (unix time)"),
-          gauge(*registry_, "portsentinel_tls_chain_earliest_expiry_timestamp_seconds",
-                "Earliest expiry in the served chain (unix time)"),
-          gauge(*registry_, "portsentinel_tls_cert_verified",
-                "1 when the chain and the name verified"),
-          counter(*registry_, "portsentinel_tls_cert_changes_total",
-                  "Leaf certificate fingerprint changes seen"),
-          gauge(*registry_, "portsentinel_http_status_code", "The last HTTP status"),
-      }),
       ports_(new PortFamilies{
           gauge(*registry_, "portsentinel_port_listeners",
                 "Listening sockets on the port (>1 means shared, e.g. SO_REUSEPORT)"),
@@ -113,135 +342,120 @@ void Metrics::set_reload_result(bool ok, double unix_seconds) {
   }
 }
 
-TargetMetrics::TargetMetrics(Metrics& metrics, const config::Target& target) : m_(metrics) {
-  base_.emplace("target", target.name);
-  for (const auto& [name, value] : target.labels) {
-    base_.emplace(name, value);
-  }
+
+void Metrics::add_target(const std::shared_ptr<TargetSeries>& series) {
+  std::lock_guard lock(targets_mutex_);
+  series->index = targets_.size();
+  targets_.push_back(series);
 }
 
-prometheus::Labels TargetMetrics::labels(
-    std::initializer_list<std::pair<const char*, std::string>> extra) const {
-  prometheus::Labels out = base_;
-  for (const auto& [name, value] : extra) {
-    out.emplace(name, value);
-  }
-  return out;
-}
-
-template <typename T>
-void TargetMetrics::swap_info(prometheus::Family<T>& family, T*& current,
-                              std::string& current_key, const std::string& key,
-                              const prometheus::Labels& new_labels) {
-  if (current != nullptr && current_key == key) {
+void Metrics::remove_target(const std::shared_ptr<TargetSeries>& series) {
+  std::lock_guard lock(targets_mutex_);
+  const size_t at = series->index;
+  if (at >= targets_.size() || targets_[at] != series) {
     return;
   }
-  if (current != nullptr) {
-    family.Remove(current);
-  }
-  current = &family.Add(new_labels);
-  current->Set(1);
-  current_key = key;
+  targets_[at] = std::move(targets_.back());
+  targets_[at]->index = at;
+  targets_.pop_back();
 }
 
+void Metrics::write_text(const std::function<void(std::string_view)>& out) const {
+  constexpr size_t kPiece = 64 * 1024;
+  std::vector<std::shared_ptr<TargetSeries>> targets;
+  {
+    // A removed target's record stays alive until this scrape lets go of it.
+    std::lock_guard lock(targets_mutex_);
+    targets = targets_;
+  }
+  std::string text;
+  text.reserve(kPiece + 4096);
+  for (size_t f = 0; f < kFamilies.size(); ++f) {
+    const FamilyInfo& family = kFamilies[f];
+    text += "# HELP ";
+    text += family.name;
+    text += ' ';
+    text += family.help;
+    text += "\n# TYPE ";
+    text += family.name;
+    text += ' ';
+    text += family.type;
+    text += '\n';
+    for (const auto& series : targets) {
+      {
+        std::lock_guard lock(series->mutex);
+        series->write(text, static_cast<Family>(f));
+      }
+      if (text.size() >= kPiece) {
+        out(text);
+        text.clear();
+      }
+    }
+  }
+  text += prometheus::TextSerializer().Serialize(registry_->Collect());
+  out(text);
+}
+
+std::string Metrics::text() const {
+  std::string all;
+  write_text([&](std::string_view piece) { all.append(piece); });
+  return all;
+}
+
+TargetMetrics::TargetMetrics(Metrics& metrics, const config::Target& target)
+    : m_(metrics), series_(std::make_shared<TargetSeries>()) {
+  std::map<std::string, std::string> sorted(target.labels.begin(), target.labels.end());
+  sorted.insert_or_assign("target", target.name);
+  series_->base.assign(sorted.begin(), sorted.end());
+  m_.add_target(series_);
+}
+
+TargetMetrics::~TargetMetrics() { m_.remove_target(series_); }
+
 void TargetMetrics::record(const probes::ProbeResult& r, double end_unix_seconds) {
-  auto& f = m_.targets();
-  if (success_ == nullptr) {
-    success_ = &f.success.Add(base_);
-    last_probe_ = &f.last_probe.Add(base_);
-    for (size_t i = 0; i < kPhases.size(); ++i) {
-      phases_[i] = &f.duration.Add(labels({{"phase", kPhases[i]}}));
-    }
-  }
-  success_->Set(r.ok() ? 1 : 0);
-  last_probe_->Set(end_unix_seconds);
-  const std::array<double, 5> phase_values{r.phases.resolve, r.phases.connect, r.phases.tls,
-                                           r.phases.http, r.phases.total};
-  for (size_t i = 0; i < phases_.size(); ++i) {
-    phases_[i]->Set(phase_values[i]);
-  }
-  // Exactly one probe_reason series per target: replace it when the reason changes.
-  if (reason_value_ != r.reason) {
-    if (reason_ != nullptr) {
-      f.reason.Remove(reason_);
-    }
-    reason_ = &f.reason.Add(labels({{"reason", std::string(probes::reason_name(r.reason))}}));
-    reason_->Set(1);
-    reason_value_ = r.reason;
-  }
+  TargetSeries& s = *series_;
+  std::lock_guard lock(s.mutex);
+  s.probed = true;
+  s.success = r.ok() ? 1 : 0;
+  s.last_probe = end_unix_seconds;
+  s.phases = {r.phases.resolve, r.phases.connect, r.phases.tls, r.phases.http, r.phases.total};
+  s.reason = r.reason;  // exactly one probe_reason series per target: the last reason
   if (!r.ok()) {
-    auto& failures = failures_[static_cast<size_t>(r.reason)];
-    if (failures == nullptr) {
-      failures = &f.failures.Add(labels({{"reason", std::string(probes::reason_name(r.reason))}}));
-    }
-    failures->Increment();
+    ++s.failures[static_cast<size_t>(r.reason)];
   }
   if (r.tls) {
     const auto& tls = *r.tls;
-    if (handshake_ == nullptr) {
-      handshake_ = &f.handshake.Add(base_, kHandshakeBuckets);
-      verified_ = &f.verified.Add(base_);
-      cert_changes_ = &f.cert_changes.Add(base_);
-    }
-    handshake_->Observe(r.phases.tls);
-    verified_->Set(tls.verified ? 1 : 0);
-    swap_info(f.tls_version, version_, version_key_, tls.version,
-              labels({{"version", tls.version}}));
-    swap_info(f.tls_cipher, cipher_, cipher_key_, tls.cipher, labels({{"cipher", tls.cipher}}));
+    s.tls = true;
+    const auto bucket = std::lower_bound(kHandshakeBuckets.begin(), kHandshakeBuckets.end(),
+                                         r.phases.tls) -
+                        kHandshakeBuckets.begin();
+    ++s.buckets[static_cast<size_t>(bucket)];
+    s.handshake_sum += r.phases.tls;
+    ++s.handshake_count;
+    s.verified = tls.verified ? 1 : 0;
+    s.version = tls.version;
+    s.cipher = tls.cipher;
     if (tls.leaf) {
       const auto& leaf = *tls.leaf;
-      if (cert_info_ != nullptr && fingerprint_ != leaf.fingerprint_sha256) {
-        cert_changes_->Increment();
+      if (s.leaf && s.fingerprint != leaf.fingerprint_sha256) {
+        ++s.cert_changes;
       }
-      swap_info(f.cert_info, cert_info_, fingerprint_, leaf.fingerprint_sha256,
-                labels({{"fingerprint_sha256", leaf.fingerprint_sha256},
-                        {"subject", leaf.subject},
-                        {"issuer", leaf.issuer},
-                        {"serial", leaf.serial}}));
-      if (not_after_ == nullptr) {
-        not_after_ = &f.not_after.Add(base_);
-        not_before_ = &f.not_before.Add(base_);
-        chain_expiry_ = &f.chain_expiry.Add(base_);
+      if (!s.leaf || s.fingerprint != leaf.fingerprint_sha256) {
+        s.fingerprint = leaf.fingerprint_sha256;
+        s.subject = leaf.subject;
+        s.issuer = leaf.issuer;
+        s.serial = leaf.serial;
       }
-      not_after_->Set(static_cast<double>(leaf.not_after));
-      not_before_->Set(static_cast<double>(leaf.not_before));
-      chain_expiry_->Set(static_cast<double>(leaf.chain_earliest_expiry));
+      s.leaf = true;
+      s.not_after = static_cast<double>(leaf.not_after);
+      s.not_before = static_cast<double>(leaf.not_before);
+      s.chain_expiry = static_cast<double>(leaf.chain_earliest_expiry);
     }
   }
   if (r.http) {
-    if (http_status_ == nullptr) {
-      http_status_ = &f.http_status.Add(base_);
-    }
-    http_status_->Set(r.http->status);
+    s.http = true;
+    s.http_status = r.http->status;
   }
-}
-
-TargetMetrics::~TargetMetrics() {
-  auto& f = m_.targets();
-  auto remove = [](auto& family, auto* metric) {
-    if (metric != nullptr) {
-      family.Remove(metric);
-    }
-  };
-  remove(f.success, success_);
-  remove(f.reason, reason_);
-  for (auto* c : failures_) {
-    remove(f.failures, c);
-  }
-  for (auto* g : phases_) {
-    remove(f.duration, g);
-  }
-  remove(f.last_probe, last_probe_);
-  remove(f.handshake, handshake_);
-  remove(f.tls_version, version_);
-  remove(f.tls_cipher, cipher_);
-  remove(f.cert_info, cert_info_);
-  remove(f.not_after, not_after_);
-  remove(f.not_before, not_before_);
-  remove(f.chain_expiry, chain_expiry_);
-  remove(f.verified, verified_);
-  remove(f.cert_changes, cert_changes_);
-  remove(f.http_status, http_status_);
 }
 
 }  // namespace portsentinel::exporters

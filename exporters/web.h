@@ -8,13 +8,11 @@
 #include "config/address.h"
 #include "exporters/metrics.h"
 
-namespace prometheus {
-class Exposer;
-}
+class CivetServer;
 
 namespace portsentinel::exporters {
 
-// The HTTP endpoints: GET /metrics (prometheus-cpp's exposer), GET /healthz, POST /-/reload
+// The HTTP endpoints: GET /metrics (Metrics::write_text, streamed), GET /healthz, POST /-/reload
 // and an index at /. Requests run on the web server's own threads, never the event loop.
 // Only one WebServer may exist in a process (the civetweb request hook is global).
 class WebServer {
@@ -36,7 +34,7 @@ class WebServer {
   uint16_t port() const { return port_; }
 
  private:
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<CivetServer> server_;
   uint16_t port_ = 0;
 };
 

@@ -256,6 +256,51 @@ TEST_F(RunningDaemon, MetricsNameEachReasonAndPassPromtool) {
       << log;
 }
 
+// Prometheus asks for gzip over HTTP/1.1: the body is chunked and compressed. curl decodes
+// both; the plain HTTP/1.0 scrape above gets the same series, unchunked.
+TEST_F(RunningDaemon, MetricsGzipAndChunkedForHttp11Clients) {
+  if (!have_program("curl")) {
+    GTEST_SKIP() << "curl not installed (make deps installs it)";
+  }
+  auto daemon = start(config());
+  // Every target has its reason before the scrapes are compared.
+  ASSERT_TRUE(eventually([&] {
+    return count_lines_starting(scrape(), "portsentinel_probe_reason{") == 6 &&
+           has("portsentinel_probe_reason{reason=\"ok\",target=\"good\"} 1");
+  })) << daemon->log();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port_) + "/metrics";
+  std::string headers;
+  ASSERT_EQ(run_command({"curl", "-sS", "-o", dir_.file("raw.gz"), "-D", "-", "-H",
+                         "Accept-Encoding: gzip", url},
+                        &headers),
+            0)
+      << headers;
+  EXPECT_NE(headers.find("Content-Encoding: gzip"), std::string::npos) << headers;
+  EXPECT_NE(headers.find("Transfer-Encoding: chunked"), std::string::npos) << headers;
+  std::string decoded;
+  ASSERT_EQ(run_command({"sh", "-c", "gzip -dc < " + dir_.file("raw.gz")}, &decoded), 0);
+  std::string via_curl;
+  ASSERT_EQ(run_command({"curl", "-sS", "--compressed", url}, &via_curl), 0);
+  const std::string plain = scrape();
+  for (const std::string& text : {decoded, via_curl}) {
+    EXPECT_NE(text.find("\nportsentinel_probe_reason{reason=\"ok\",target=\"good\"} 1\n"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(count_lines_starting("\n" + text, "portsentinel_probe_reason{"), 6) << text;
+    EXPECT_NE(text.find("\nportsentinel_build_info{"), std::string::npos);
+  }
+  std::string size;
+  ASSERT_EQ(run_command({"stat", "-c", "%s", dir_.file("raw.gz")}, &size), 0);
+  EXPECT_LT(std::stoul(size) * 3, plain.size()) << "gzip should shrink the text";
+  auto head = http_request(port_, "HEAD", "/metrics");
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->body, "");
+  auto post = http_request(port_, "POST", "/metrics");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 405);
+}
+
 TEST_F(RunningDaemon, HealthzAndIndexAndUnknownPath) {
   auto daemon = start(config());
   auto health = http_request(port_, "GET", "/healthz");

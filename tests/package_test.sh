@@ -28,7 +28,7 @@ grep -q "edited by the operator" "$work/install/etc/portsentinel/portsentinel.ya
 deb=$(ls "$work"/pkg/portsentinel_*.deb)
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Depends: $depends"
-for lib in libssl3 libprometheus-cpp-core libprometheus-cpp-pull libyaml-cpp0.7 libspdlog1 \
+for lib in libssl3 libprometheus-cpp-core zlib1g libyaml-cpp0.7 libspdlog1 \
            libsystemd0 libcivetweb libc6 systemd; do
   grep -q "$lib" <<<"$depends" || fail "Depends lacks $lib"
 done

@@ -1,6 +1,5 @@
 // The port ownership watch: pure rules and state, /proc parsing (with a fake /proc for pid
 // reuse), and real processes started by the test on ports chosen at run time.
-#include <prometheus/text_serializer.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -221,7 +220,7 @@ class PortWatchTest : public ::testing::Test {
   }
 
   std::string text() {
-    return prometheus::TextSerializer().Serialize(metrics_.registry()->Collect());
+    return metrics_.text();
   }
   bool has(const std::string& line) { return text().find(line) != std::string::npos; }
   std::string port_label() { return "{port=\"" + std::to_string(port_) + "\"}"; }

@@ -1,6 +1,5 @@
 // The scheduler in-process against loopback servers: intervals, the concurrency cap,
 // cancellation on stop, and apply() keeping unchanged targets.
-#include <prometheus/text_serializer.h>
 
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
@@ -31,7 +30,7 @@ config::Target target(const std::string& name, uint16_t port, std::chrono::milli
 class SchedulerTest : public ::testing::Test {
  protected:
   std::string metrics_text() {
-    return prometheus::TextSerializer().Serialize(metrics_.registry()->Collect());
+    return metrics_.text();
   }
   // The value of the first series line that starts with `prefix`, or -1.
   double value(const std::string& prefix) {
