@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 ARGS ?=
 
 BUILD_DEPS := g++ cmake make pkg-config ccache git dpkg-dev libboost1.81-dev libssl-dev prometheus-cpp-dev \
-	libyaml-cpp-dev libspdlog-dev libsystemd-dev zlib1g-dev
+	libyaml-cpp-dev libspdlog-dev libsystemd-dev zlib1g-dev libjemalloc-dev
 TEST_DEPS := libgtest-dev libgmock-dev openssl prometheus prometheus-alertmanager nginx nftables \
 	iproute2 procps systemd curl
 

@@ -28,8 +28,12 @@ grep -q "edited by the operator" "$work/install/etc/portsentinel/portsentinel.ya
 deb=$(ls "$work"/pkg/portsentinel_*.deb)
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Depends: $depends"
-for lib in libssl3 libprometheus-cpp-core zlib1g libyaml-cpp0.7 libspdlog1 \
-           libsystemd0 libcivetweb libc6 systemd; do
+libs="libssl3 libprometheus-cpp-core zlib1g libyaml-cpp0.7 libspdlog1 libsystemd0 libcivetweb libc6 systemd"
+# A build that links jemalloc (the default, see daemon/CMakeLists.txt) must depend on it.
+allocator=$(sed -n 's/^PORTSENTINEL_ALLOCATOR:STRING=//p' "$build/CMakeCache.txt")
+sanitize=$(sed -n 's/^PORTSENTINEL_SANITIZE:STRING=//p' "$build/CMakeCache.txt")
+if [ "$allocator" = jemalloc ] && [ -z "$sanitize" ]; then libs="$libs libjemalloc2"; fi
+for lib in $libs; do
   grep -q "$lib" <<<"$depends" || fail "Depends lacks $lib"
 done
 dpkg-deb -e "$deb" "$work/control"
