@@ -90,6 +90,21 @@ TEST(Cli, UsageErrorsExitTwo) {
   EXPECT_EQ(out.rfind("portsentinel 0.", 0), 0u) << out;
 }
 
+// The revision is taken at build time: a build directory configured at an older commit and
+// rebuilt after a new one must not report the old commit (in `version` and build_info).
+TEST(Cli, VersionNamesTheCommitItWasBuiltFrom) {
+  std::string head;
+  if (run_command({"git", "-C", PORTSENTINEL_SOURCE_DIR, "rev-parse", "--short=12", "HEAD"},
+                  &head) != 0) {
+    GTEST_SKIP() << "the source tree is not a git checkout: the revision is \"unknown\"";
+  }
+  head.erase(head.find_last_not_of("\r\n") + 1);
+  std::string out;
+  ASSERT_EQ(run_command({portsentinel_binary(), "version"}, &out), 0);
+  EXPECT_NE(out.find("(revision " + head + ","), std::string::npos)
+      << "HEAD is " << head << ", the binary says: " << out;
+}
+
 TEST(Run, BadConfigExitsOneWithPositionAndStartsNothing) {
   TempDir dir;
   const auto file = dir.write("bad.yaml", "targets:\n  - {name: a, address: \"a:1\", expect: tcp, "
