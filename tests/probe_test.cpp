@@ -143,6 +143,24 @@ TEST_F(ProbeTest, EndlessGarbageIsNotTlsAndEndsQuickly) {
   EXPECT_LT(r.phases.total, 1.0);
 }
 
+// Whatever key exchange group the server picks, in either TLS version, the probe completes
+// the handshake and verifies the ECDSA chain and the handshake signature.
+TEST_F(ProbeTest, EveryKeyExchangeGroupInBothVersionsVerifies) {
+  for (const std::string groups : {"X25519", "P-256", "P-384"}) {
+    for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+      const std::string name = version == TLS1_2_VERSION ? "TLSv1.2" : "TLSv1.3";
+      const auto r = probe_tls_server(*good_, {.max_version = version, .groups = groups});
+      const auto what = groups + " " + name;
+      ASSERT_EQ(r.reason, Reason::kOk) << what << ": " << r.detail;
+      ASSERT_TRUE(r.tls) << what;
+      EXPECT_EQ(r.tls->version, name) << what;
+      EXPECT_TRUE(r.tls->verified) << what;
+      ASSERT_TRUE(r.tls->leaf) << what;
+      EXPECT_EQ(r.tls->leaf->fingerprint_sha256, good_->fingerprint_sha256) << what;
+    }
+  }
+}
+
 TEST_F(ProbeTest, ValidCertificateIsOkWithAllFacts) {
   const auto r = probe_tls_server(*good_);
   ASSERT_EQ(r.reason, Reason::kOk) << r.detail;
@@ -251,28 +269,28 @@ TEST_F(ProbeTest, InsecureSkipVerifyAcceptsButReportsUnverified) {
 TEST_F(ProbeTest, Tls12ServerAgainstMinVersion13) {
   config::TlsOptions client;
   client.min_version = config::TlsVersion::k1_3;
-  const auto r = probe_tls_server(*good_, {TLS1_2_VERSION, 0}, client);
+  const auto r = probe_tls_server(*good_, {.max_version = TLS1_2_VERSION}, client);
   EXPECT_EQ(r.reason, Reason::kTlsProtocolVersion) << r.detail;
 }
 
 TEST_F(ProbeTest, Tls12ServerIsFineByDefault) {
-  const auto r = probe_tls_server(*good_, {TLS1_2_VERSION, 0});
+  const auto r = probe_tls_server(*good_, {.max_version = TLS1_2_VERSION});
   EXPECT_EQ(r.reason, Reason::kOk) << r.detail;
   EXPECT_EQ(r.tls->version, "TLSv1.2");
 }
 
 TEST_F(ProbeTest, UnrecognizedNameAlert) {
-  const auto r = probe_tls_server(*good_, {0, SSL_AD_UNRECOGNIZED_NAME});
+  const auto r = probe_tls_server(*good_, {.fatal_alert = SSL_AD_UNRECOGNIZED_NAME});
   EXPECT_EQ(r.reason, Reason::kTlsUnrecognizedName) << r.detail;
 }
 
 TEST_F(ProbeTest, HandshakeFailureAlert) {
-  const auto r = probe_tls_server(*good_, {0, SSL_AD_HANDSHAKE_FAILURE});
+  const auto r = probe_tls_server(*good_, {.fatal_alert = SSL_AD_HANDSHAKE_FAILURE});
   EXPECT_EQ(r.reason, Reason::kTlsHandshakeFailure) << r.detail;
 }
 
 TEST_F(ProbeTest, OtherAlertIsTlsAlert) {
-  const auto r = probe_tls_server(*good_, {0, SSL_AD_ACCESS_DENIED});
+  const auto r = probe_tls_server(*good_, {.fatal_alert = SSL_AD_ACCESS_DENIED});
   EXPECT_EQ(r.reason, Reason::kTlsAlert) << r.detail;
   EXPECT_NE(r.detail.find("access denied"), std::string::npos) << r.detail;
 }

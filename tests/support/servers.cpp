@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <future>
+#include <stdexcept>
 
 namespace portsentinel::testing {
 namespace {
@@ -130,6 +131,9 @@ std::shared_ptr<asio::ssl::context> make_server_tls(const TestPki::Leaf& leaf,
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
   if (options.max_version != 0) {
     SSL_CTX_set_max_proto_version(native, options.max_version);
+  }
+  if (!options.groups.empty() && SSL_CTX_set1_groups_list(native, options.groups.c_str()) != 1) {
+    throw std::runtime_error("unknown TLS groups \"" + options.groups + "\"");
   }
   if (options.fatal_alert != 0) {
     SSL_CTX_set_tlsext_servername_callback(native, abort_with_alert);

@@ -47,6 +47,7 @@ struct ServerOptions {
 struct TlsServerOptions {
   int max_version = 0;  // e.g. TLS1_2_VERSION; 0: the library's maximum
   int fatal_alert = 0;  // abort every handshake with this alert (e.g. SSL_AD_UNRECOGNIZED_NAME)
+  std::string groups{};  // key exchange groups, e.g. "P-256"; empty: the library's default
 };
 
 std::shared_ptr<asio::ssl::context> make_server_tls(const TestPki::Leaf& leaf,
