@@ -1,5 +1,7 @@
 # Shared by the benchmarks: ports, HTTP without curl, CPU of a process, and an nginx serving
 # TLS with an ECDSA P-256 chain made on the spot (no session cache, no tickets).
+# PORTSENTINEL_PRELOAD=/path/to/libX.so runs the daemon with that malloc preloaded, to compare
+# allocators side by side (configure with -DPORTSENTINEL_ALLOCATOR=system to compare glibc).
 # Sourcing it makes a scratch directory `work` (removed on exit unless KEEP is set), moves
 # there, and kills every pid the script adds to `pids` on exit.
 
@@ -33,6 +35,11 @@ free_port() {
   done
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Which malloc the daemon runs with: linked (PORTSENTINEL_ALLOCATOR) or PORTSENTINEL_PRELOAD.
+allocator() {
+  if [ -n "${PORTSENTINEL_PRELOAD:-}" ]; then basename "$PORTSENTINEL_PRELOAD"; return; fi
+  if ldd "$1" | grep -q jemalloc; then echo jemalloc; else echo glibc; fi
+}
 http_get() {  # http_get PORT PATH: the body, with bash's /dev/tcp (no curl needed)
   exec 3<>"/dev/tcp/127.0.0.1/$1"
   printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
@@ -67,6 +74,9 @@ http {
   fastcgi_temp_path $work/nginx/fcgi; uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
   ssl_session_cache off;
   ssl_session_tickets off;
+  # Debian 12's nginx 1.22 offers TLS 1.3 only when told (its default became 1.3 in 1.23.4);
+  # Debian's own nginx.conf and production configs enable it, so the benchmark does too.
+  ssl_protocols TLSv1.2 TLSv1.3;
   server {
     listen $tls_port ssl reuseport backlog=4096;
     ssl_certificate $work/leaf.pem;

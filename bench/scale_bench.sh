@@ -13,7 +13,7 @@ source "$bench_dir/lib.sh"
 
 ps_port=$(free_port)
 portsentinel_config "$n" "${interval}s" 5s "$ps_port" > portsentinel.yaml
-"$build/daemon/portsentinel" run --config portsentinel.yaml --state-dir "$work" > portsentinel.log 2>&1 &
+LD_PRELOAD=${PORTSENTINEL_PRELOAD:-} "$build/daemon/portsentinel" run --config portsentinel.yaml --state-dir "$work" > portsentinel.log 2>&1 &
 ps_pid=$!
 pids+=($ps_pid)
 wait_port "$ps_port"
@@ -49,9 +49,10 @@ p99=$(paste <(echo "$b0") <(echo "$b1") | awk '
   { match($1, /le="[^"]*"/); le = substr($1, RSTART + 4, RLENGTH - 5); d[NR] = $4 - $2; l[NR] = le }
   END { total = d[NR]; for (i = 1; i <= NR; i++) if (d[i] >= 0.99 * total) { print l[i]; exit } }')
 probes=$(paste <(echo "$b0") <(echo "$b1") | awk 'END {print $4 - $2}')
-cpu_pct=$(awk -v t=$((after - before)) -v hz="$hz" -v e="$elapsed" 'BEGIN {printf "%.0f", t / hz / e * 100}')
+cpu_pct=$(awk -v t=$((after - before)) -v hz="$hz" -v e="$elapsed" 'BEGIN {printf "%.1f", t / hz / e * 100}')
 
-printf '\nScale: %s TLS targets every %ss (measured over %.0fs)\n' "$n" "$interval" "$elapsed"
+printf '\nScale: %s TLS targets every %ss (measured over %.0fs; portsentinel with %s)\n' \
+  "$n" "$interval" "$elapsed" "$(allocator "$build/daemon/portsentinel")"
 printf '| | |\n|---|---|\n'
 printf '| probes in the window | %s (%s ok at the end) |\n' "$probes" "$ok"
 printf '| RSS | %s MB before any scrape, %s MB after four full scrapes |\n' "$rss_before_mb" "$rss_mb"
