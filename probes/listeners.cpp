@@ -24,6 +24,24 @@ size_t receive_buffer_size() {
   return page > 0 ? static_cast<size_t>(page) : 4096;
 }
 
+// A netlink dump request for listening sockets: the header, then the inet_diag request
+// (inet_diag_req or inet_diag_req_v2; both carry the state mask).
+template <typename Request>
+struct DumpRequest {
+  nlmsghdr header;
+  Request request;
+};
+
+template <typename Request>
+DumpRequest<Request> listen_dump(uint16_t type) {
+  DumpRequest<Request> r{};
+  r.header.nlmsg_len = sizeof r;
+  r.header.nlmsg_type = type;
+  r.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  r.request.idiag_states = 1U << TCP_LISTEN;
+  return r;
+}
+
 }  // namespace
 
 ListenerLister::ListenerLister(Request request)
@@ -45,14 +63,7 @@ std::vector<Listener> ListenerLister::list(const std::set<uint16_t>* ports) {
   if (request_ == Request::kBothFamilies) {
     // The inet_diag compatibility request: its dump runs with family AF_UNSPEC, so one walk of
     // the shared listening hash returns IPv4 and IPv6 sockets alike.
-    struct {
-      nlmsghdr header;
-      inet_diag_req request;
-    } req{};
-    req.header.nlmsg_len = sizeof req;
-    req.header.nlmsg_type = TCPDIAG_GETSOCK;
-    req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    req.request.idiag_states = 1U << TCP_LISTEN;
+    const auto req = listen_dump<inet_diag_req>(TCPDIAG_GETSOCK);
     if (dump(&req, sizeof req, ports, out)) {
       return out;
     }
@@ -66,16 +77,9 @@ std::vector<Listener> ListenerLister::list(const std::set<uint16_t>* ports) {
 
 void ListenerLister::dump_family(int family, const std::set<uint16_t>* ports,
                                  std::vector<Listener>& out) {
-  struct {
-    nlmsghdr header;
-    inet_diag_req_v2 request;
-  } req{};
-  req.header.nlmsg_len = sizeof req;
-  req.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  auto req = listen_dump<inet_diag_req_v2>(SOCK_DIAG_BY_FAMILY);
   req.request.sdiag_family = static_cast<uint8_t>(family);
   req.request.sdiag_protocol = IPPROTO_TCP;
-  req.request.idiag_states = 1U << TCP_LISTEN;
   if (!dump(&req, sizeof req, ports, out)) {
     throw std::system_error(EOPNOTSUPP, std::generic_category(), "netlink sock_diag dump");
   }
