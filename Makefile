@@ -57,7 +57,8 @@ test-asan: deps-test
 deb: build
 	cd $(BUILD_DIR) && cpack -G DEB
 
-BENCH_DEPS := prometheus-blackbox-exporter wrk nginx openssl iproute2 curl
+BENCH_DEPS := prometheus-blackbox-exporter wrk nginx openssl iproute2 curl libwolfssl-dev \
+	android-libboringssl-dev
 
 bench: build
 	$(call install_missing,$(BENCH_DEPS))
