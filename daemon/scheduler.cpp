@@ -111,6 +111,7 @@ void Scheduler::apply(const config::Config& cfg) {
     t->spec.http = tc.http;
     if (tc.expect != config::Expect::kTcp) {
       t->spec.tls_context = tls_contexts_.get(tc.tls);  // built above, cannot throw now
+      t->spec.verify_memo = std::make_shared<probes::VerifyMemo>();
     }
     next.emplace(tc.name, std::move(t));
   }

@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "probes/probe_result.h"
 #include "probes/resolver.h"
+#include "probes/tls_context.h"
 
 namespace portsentinel::probes {
 
@@ -22,6 +23,8 @@ struct ProbeSpec {
   // Required for tls and https; for http it tells a TLS server on the plain port apart.
   std::shared_ptr<asio::ssl::context> tls_context;
   bool insecure_skip_verify = false;
+  // The target's last chain verification (see VerifyMemo); nullptr verifies in full each time.
+  std::shared_ptr<VerifyMemo> verify_memo;
   config::HttpOptions http;
 };
 

@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <ctime>
 #include <gtest/gtest.h>
 
 #include "probes/probe.h"
@@ -367,6 +368,80 @@ TEST_F(ProbeTest, EveryHandshakeIsFull) {
   const auto r = probe(s);
   ASSERT_EQ(r.reason, Reason::kOk) << r.detail;
   EXPECT_EQ(r.tls->leaf->fingerprint_sha256, rotated.fingerprint_sha256);
+}
+
+// The verification memo: a target served the same chain again is not verified again (a sixth
+// of a handshake's CPU), and every reason and fact stays what a full verification gives.
+TEST_F(ProbeTest, RepeatedChainIsVerifiedOnceAndStillReported) {
+  LoopbackServer server(io_, {Script::kTls, kOkResponse, testing::make_server_tls(*good_)});
+  auto s = spec(server.port(), config::Expect::kTls);
+  s.verify_memo = std::make_shared<VerifyMemo>();
+  for (int i = 0; i < 3; ++i) {
+    const auto r = probe(s);
+    ASSERT_EQ(r.reason, Reason::kOk) << "probe " << i << ": " << r.detail;
+    ASSERT_TRUE(r.tls && r.tls->leaf);
+    EXPECT_TRUE(r.tls->verified) << "probe " << i;
+    EXPECT_EQ(r.tls->leaf->fingerprint_sha256, good_->fingerprint_sha256);
+  }
+  EXPECT_EQ(server.connections(), 3);  // three full handshakes
+  EXPECT_EQ(s.verify_memo->full_verifications, 1u);
+}
+
+TEST_F(ProbeTest, RepeatedBadChainKeepsItsReasonAndDetail) {
+  TestPki::LeafOptions o;
+  o.not_before = std::chrono::hours(-48);
+  o.not_after = std::chrono::hours(-24);
+  LoopbackServer server(io_, {Script::kTls, kOkResponse,
+                              testing::make_server_tls(pki_->issue("expired-memo", o))});
+  auto s = spec(server.port(), config::Expect::kTls);
+  s.verify_memo = std::make_shared<VerifyMemo>();
+  const auto first = probe(s);
+  const auto second = probe(s);
+  EXPECT_EQ(first.reason, Reason::kCertExpired) << first.detail;
+  EXPECT_EQ(second.reason, Reason::kCertExpired) << second.detail;
+  EXPECT_EQ(second.detail, first.detail);
+  ASSERT_TRUE(second.tls);
+  EXPECT_FALSE(second.tls->verified);
+  EXPECT_EQ(s.verify_memo->full_verifications, 1u);
+}
+
+TEST_F(ProbeTest, ChangedCertificateIsVerifiedAgain) {
+  LoopbackServer server(io_, {Script::kTls, kOkResponse, testing::make_server_tls(*good_)});
+  auto s = spec(server.port(), config::Expect::kTls);
+  s.verify_memo = std::make_shared<VerifyMemo>();
+  ASSERT_EQ(probe(s).reason, Reason::kOk);
+  TestPki::LeafOptions o;
+  o.dns_names = {"other.example"};
+  o.ip_addresses = {};
+  server.set_tls(testing::make_server_tls(pki_->issue("swapped", o)));
+  const auto r = probe(s);
+  EXPECT_EQ(r.reason, Reason::kCertHostnameMismatch) << r.detail;
+  EXPECT_EQ(s.verify_memo->full_verifications, 2u);
+  server.set_tls(testing::make_server_tls(*good_));
+  EXPECT_EQ(probe(s).reason, Reason::kOk);
+  EXPECT_EQ(s.verify_memo->full_verifications, 3u);  // the memo holds the last chain only
+}
+
+TEST_F(ProbeTest, MemoEndsAtTheNextValidityDateInTheChain) {
+  // Not valid for ten more minutes: the outcome changes then, so the memo must end then.
+  TestPki::LeafOptions o;
+  o.not_before = std::chrono::minutes(10);
+  LoopbackServer server(io_, {Script::kTls, kOkResponse,
+                              testing::make_server_tls(pki_->issue("soon", o))});
+  auto s = spec(server.port(), config::Expect::kTls);
+  s.verify_memo = std::make_shared<VerifyMemo>();
+  const auto now = static_cast<int64_t>(std::time(nullptr));
+  EXPECT_EQ(probe(s).reason, Reason::kCertNotYetValid);
+  EXPECT_NEAR(static_cast<double>(s.verify_memo->valid_until), static_cast<double>(now + 600), 5);
+
+  // A valid chain is kept an hour at most, then verified in full again.
+  server.set_tls(testing::make_server_tls(*good_));
+  EXPECT_EQ(probe(s).reason, Reason::kOk);
+  EXPECT_NEAR(static_cast<double>(s.verify_memo->valid_until), static_cast<double>(now + 3600),
+              5);
+  s.verify_memo->valid_until = now;  // as if that hour had passed
+  EXPECT_EQ(probe(s).reason, Reason::kOk);
+  EXPECT_EQ(s.verify_memo->full_verifications, 3u);
 }
 
 }  // namespace
