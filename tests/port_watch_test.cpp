@@ -1,5 +1,6 @@
 // The port ownership watch: pure rules and state, /proc parsing (with a fake /proc for pid
-// reuse), and real processes started by the test on ports chosen at run time.
+// reuse), and real processes started by the test on ports chosen at run time (a real pid reuse
+// too, as root).
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -340,6 +341,55 @@ TEST_F(PortWatchTest, RemovedPortLosesItsSeries) {
   watcher.apply(none);
   ASSERT_TRUE(testing::eventually(
       [&] { return text().find(port_label()) == std::string::npos; }))
+      << text();
+}
+
+// A real pid reuse: the expected owner exits, and the kernel hands its pid to a rogue that binds
+// the port. The watch described that pid as the expected program and, since nothing new was
+// listening in between, still holds that description: it must see the new start time and
+// describe the rogue afresh, not wave it through as the owner.
+TEST_F(PortWatchTest, ExpectedOwnersPidReusedByARogueIsFlagged) {
+  const char* last_pid_file = "/proc/sys/kernel/ns_last_pid";
+  if (geteuid() != 0 || access(last_pid_file, W_OK) != 0) {
+    GTEST_SKIP() << "needs root and " << last_pid_file << " to hand a chosen pid to the rogue";
+  }
+  auto owner = listen(LISTENER_HELPER, "0.0.0.0");
+  const pid_t pid = owner->pid();
+  PortWatcher watcher(metrics_, dir_.path());
+  watcher.apply(watch({rule(LISTENER_HELPER, "", "", "")}));
+  ASSERT_TRUE(testing::eventually([&] {
+    return has("expected=\"true\",pid=\"" + std::to_string(pid) + "\"");
+  })) << text();
+  owner.reset();  // killed and reaped: its pid is free again
+  ASSERT_TRUE(testing::eventually(
+      [&] { return has("portsentinel_port_listeners" + port_label() + " 0"); }))
+      << text();
+
+  // The rogue is a shell that waits for a go-file, then execs the listener (keeping its pid).
+  // A fork of another process may take the pid first: such a try is killed before it binds, so
+  // the watch never scans in between and keeps its description of the old owner.
+  const std::string go = dir_.file("go");
+  const std::string script = "while [ ! -e " + go + " ]; do sleep 0.02; done; exec " +
+                             rogue_exe_ + " 127.0.0.1 " + std::to_string(port_) + " --reuseport";
+  std::unique_ptr<Process> rogue;
+  for (int attempt = 0; attempt < 100 && !rogue; ++attempt) {
+    std::ofstream(last_pid_file) << pid - 1;
+    auto p = std::make_unique<Process>(std::vector<std::string>{"/bin/sh", "-c", script},
+                                       dir_.file("rogue.log"));
+    if (p->pid() == pid) {
+      rogue = std::move(p);
+    }
+  }
+  ASSERT_TRUE(rogue) << "the kernel never gave pid " << pid << " again";
+  std::ofstream(go) << "";
+  ASSERT_TRUE(testing::eventually([&] { return rogue->log().find("ready") != std::string::npos; }))
+      << rogue->log();
+
+  ASSERT_TRUE(testing::eventually(
+      [&] { return has("portsentinel_port_hijacked" + port_label() + " 1"); }))
+      << text();
+  EXPECT_TRUE(has("address=\"127.0.0.1\",comm=\"rogue-listener\",exe=\"" + rogue_exe_ +
+                  "\",expected=\"false\",pid=\"" + std::to_string(pid) + "\""))
       << text();
 }
 
