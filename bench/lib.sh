@@ -38,7 +38,9 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Which malloc the daemon runs with: linked (PORTSENTINEL_ALLOCATOR) or PORTSENTINEL_PRELOAD.
 allocator() {
   if [ -n "${PORTSENTINEL_PRELOAD:-}" ]; then basename "$PORTSENTINEL_PRELOAD"; return; fi
-  if ldd "$1" | grep -q jemalloc; then echo jemalloc; else echo glibc; fi
+  # Not `grep -q`: it exits at the first match, ldd then dies of SIGPIPE, and pipefail turns
+  # the match into "glibc".
+  if ldd "$1" | grep jemalloc > /dev/null; then echo jemalloc; else echo glibc; fi
 }
 http_get() {  # http_get PORT PATH: the body, with bash's /dev/tcp (no curl needed)
   exec 3<>"/dev/tcp/127.0.0.1/$1"
