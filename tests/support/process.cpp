@@ -29,6 +29,16 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
   out.push_back(nullptr);
   return out;
 }
+// In a forked child before exec: the test's own descriptors (its servers' listening sockets
+// above all) must not leak into the program under test, where they would show up as that
+// program's listeners.
+void close_inherited_fds() {
+  if (close_range(3, ~0U, 0) != 0) {
+    for (int fd = 3; fd < 4096; ++fd) {
+      close(fd);
+    }
+  }
+}
 }  // namespace
 
 Process::Process(const std::vector<std::string>& argv, const std::string& log_file,
@@ -47,6 +57,7 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log_fi
     const int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
+    close_inherited_fds();
     if (run_as_uid >= 0 &&
         (setgroups(0, nullptr) != 0 || setgid(static_cast<gid_t>(run_as_uid)) != 0 ||
          setuid(static_cast<uid_t>(run_as_uid)) != 0)) {
@@ -116,8 +127,7 @@ int run_command(const std::vector<std::string>& argv, std::string* output,
     dup2(in_pipe[0], 0);
     dup2(out_pipe[1], 1);
     dup2(out_pipe[1], 2);
-    close(out_pipe[0]);
-    close(in_pipe[1]);
+    close_inherited_fds();
     execvp(args[0], args.data());
     _exit(127);
   }
