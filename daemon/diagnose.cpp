@@ -32,6 +32,7 @@ struct Check {
   Reason reason = Reason::kOk;
   std::string detail;
   bool problem = false;  // counts for the exit code; info lines (e.g. no port 80) do not
+  uint16_t port = 0;     // the port its remedy names; 0: the port diagnosed
 };
 
 struct Options {
@@ -227,7 +228,9 @@ std::vector<Check> run_checks(const Options& o) {
     spec.server_name = o.server_name;
     spec.timeout = o.timeout;
     spec.tls_context = context;
-    spec.http.expect_status = {{100, 599}};  // any answer means HTTP works; the status is shown
+    // Any answer below 500 means HTTP works through TLS (a 404 or 401 on / is normal for an
+    // API) and is shown; a 5xx means the application or the proxy's backend behind it fails.
+    spec.http.expect_status = {{100, 499}};
     auto r = run_on(io, probes::run_probe(spec, resolver));
     add_probe_checks(r, where, checks);
     per_address.emplace_back(where, std::move(r));
@@ -257,7 +260,7 @@ std::vector<Check> run_checks(const Options& o) {
     spec.tls_context = context;
     spec.http.redirect_to_https = true;
     const auto r = run_on(io, probes::run_probe(spec, resolver));
-    Check c{"http_redirect", where, r.reason, r.detail, !r.ok()};
+    Check c{"http_redirect", where, r.reason, r.detail, !r.ok(), o.http_port};
     if (r.ok() && r.http) {
       c.detail = r.http->status_line + " → " + r.http->location;
     } else if (r.reason == Reason::kConnectionRefused) {
@@ -331,7 +334,8 @@ std::vector<Check> run_checks(const Options& o) {
                     const std::string& source) {
     for (const auto& f : found) {
       checks.push_back({name, f.file + ":" + std::to_string(f.line), f.reason,
-                        f.file + ":" + std::to_string(f.line) + ": " + f.detail, true});
+                        f.file + ":" + std::to_string(f.line) + ": " + f.detail, true,
+                        static_cast<uint16_t>(f.port)});
     }
     if (!source.empty() && found.empty()) {
       checks.push_back({name, "", Reason::kOk, source + ": no port or TLS mistakes found", false});
@@ -452,7 +456,8 @@ int run_diagnose(const std::vector<std::string>& args) {
   const auto remedy = [&](const Check& c) {
     return c.reason == Reason::kOk ? std::string()
                                    : probes::reason_remedy_for(c.reason, o.target.host,
-                                                               o.target.port, o.server_name);
+                                                               c.port != 0 ? c.port : o.target.port,
+                                                               o.server_name);
   };
   if (o.json) {
     std::string out = "{\"input\":" + json_quote(o.input) +

@@ -292,12 +292,14 @@ std::vector<AuditFinding> audit_servers(const std::vector<Server>& parsed, const
         findings.push_back({probes::Reason::kPlaintextHttp, l.words[0].file, l.words[0].line,
                             what + (s.apache ? " without SSLEngine on" : " without ssl") +
                                 ": TLS clients on port " + std::to_string(port) +
-                                " get plain HTTP"});
+                                " get plain HTTP",
+                            port});
       }
       if (port == 80 && ssl) {
         findings.push_back({probes::Reason::kTlsOnPlainPort, l.words[0].file, l.words[0].line,
                             what + (s.apache ? " with SSLEngine on" : " ssl") +
-                                ": the plain HTTP port speaks TLS; http:// clients fail"});
+                                ": the plain HTTP port speaks TLS; http:// clients fail",
+                            port});
       }
     }
     if (tls) {

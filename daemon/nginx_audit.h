@@ -14,6 +14,7 @@ struct AuditFinding {
   std::string file;
   int line = 0;
   std::string detail;
+  int port = 0;  // the listen directive's port, for a finding about one; 0 otherwise
 };
 
 // Audits the nginx configuration in `path`, following `include` directives (globs, relative

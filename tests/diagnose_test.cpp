@@ -1,7 +1,9 @@
 // `portsentinel diagnose` as a person runs it: each failure reason in the JSON with the right
-// exit code, against loopback servers; the nginx config audit on planted mistakes, with their
-// lines; a DNS failure inside a namespace whose resolver is unreachable.
+// exit code, against loopback servers; addresses that disagree, through a hosts file in a mount
+// namespace; the nginx config audit on planted mistakes, with their lines; a DNS failure inside
+// a namespace whose resolver is unreachable.
 #include <fcntl.h>
+#include <openssl/ssl.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -66,17 +68,22 @@ class DiagnoseTest : public ::testing::Test {
 TempDir* DiagnoseTest::dir_ = nullptr;
 TestPki* DiagnoseTest::pki_ = nullptr;
 
-// The JSON has a check `name` with `reason`.
-bool has_check(const std::string& json, const std::string& name, const std::string& reason) {
+// The JSON object of the first check `name` with `reason`; "" when there is none.
+std::string check_json(const std::string& json, const std::string& name,
+                       const std::string& reason) {
   size_t at = 0;
   while ((at = json.find("{\"name\":\"" + name + "\"", at)) != std::string::npos) {
-    const size_t end = json.find('}', at);
-    if (json.substr(at, end - at).find("\"reason\":\"" + reason + "\"") != std::string::npos) {
-      return true;
+    const std::string object = json.substr(at, json.find('}', at) - at);
+    if (object.find("\"reason\":\"" + reason + "\"") != std::string::npos) {
+      return object;
     }
     ++at;
   }
-  return false;
+  return "";
+}
+
+bool has_check(const std::string& json, const std::string& name, const std::string& reason) {
+  return !check_json(json, name, reason).empty();
 }
 
 TEST_F(DiagnoseTest, HealthyHttpsExitsZero) {
@@ -92,6 +99,28 @@ TEST_F(DiagnoseTest, HealthyHttpsExitsZero) {
   }
   EXPECT_NE(json.find("\"ok\":true"), std::string::npos);
   EXPECT_NE(json.find("TLSv1.3"), std::string::npos);
+  // The owner is this test process, which serves the port; not diagnose itself.
+  const std::string owner = check_json(json, "local_listener", "ok");
+  EXPECT_NE(owner.find("diagnose_tests (pid " + std::to_string(getpid())), std::string::npos)
+      << owner;
+  EXPECT_EQ(owner.find("portsentinel (pid"), std::string::npos) << owner;
+}
+
+// A remedy names the port its check is about: the plain HTTP port, a config's listen port.
+TEST_F(DiagnoseTest, RemediesNameThePortTheyAreAbout) {
+  const uint16_t https = serve_tls(pki_->issue("remedy-ports", {}));
+  const uint16_t plain = refused_port();
+  const std::string conf = dir_->write(
+      "ports.conf", "events {}\nhttp {\n  server {\n    listen 127.0.0.1:8443;\n  }\n}\n");
+  std::string json;
+  diagnose(https, &json, plain, conf);
+  const std::string redirect = check_json(json, "http_redirect", "connection_refused");
+  EXPECT_NE(redirect.find("sport = :" + std::to_string(plain) + "'"), std::string::npos)
+      << redirect;
+  EXPECT_EQ(redirect.find(":" + std::to_string(https)), std::string::npos) << redirect;
+  const std::string audit = check_json(json, "nginx_config", "plaintext_http");
+  EXPECT_NE(audit.find("ports.conf:4"), std::string::npos) << json;
+  EXPECT_NE(audit.find("curl -v http://127.0.0.1:8443/"), std::string::npos) << audit;
 }
 
 TEST_F(DiagnoseTest, EachFailureReasonWithExitOne) {
@@ -101,14 +130,32 @@ TEST_F(DiagnoseTest, EachFailureReasonWithExitOne) {
   TestPki::LeafOptions wrong_name;
   wrong_name.dns_names = {"other.example"};
   wrong_name.ip_addresses = {};
+  TestPki::LeafOptions future;
+  future.not_before = 24h;
+  future.not_after = 48h;
+  TestPki::LeafOptions self_signed;
+  self_signed.self_signed = true;
+  const auto good = pki_->issue("alerting", {});
+  const auto alerting = [&](int alert) {
+    return serve({Script::kTls, "", make_server_tls(good, {.fatal_alert = alert})});
+  };
   const std::vector<std::tuple<uint16_t, std::string, std::string>> cases{
       {refused_port(), "tcp_connect", "connection_refused"},
       {serve({Script::kHttp}), "tls_handshake", "plaintext_http"},
       {serve({Script::kSshBanner}), "tls_handshake", "not_tls"},
       {serve({Script::kHang}), "tls_handshake", "handshake_timeout"},
+      {serve({Script::kAcceptClose}), "tls_handshake", "handshake_eof"},
       {serve({Script::kAcceptReset}), "tls_handshake", "handshake_reset"},
+      {alerting(SSL_AD_UNRECOGNIZED_NAME), "tls_handshake", "tls_unrecognized_name"},
+      {alerting(SSL_AD_HANDSHAKE_FAILURE), "tls_handshake", "tls_handshake_failure"},
+      {alerting(SSL_AD_ACCESS_DENIED), "tls_handshake", "tls_alert"},
       {serve_tls(pki_->issue("expired", expired)), "certificate", "cert_expired"},
+      {serve_tls(pki_->issue("future", future)), "certificate", "cert_not_yet_valid"},
+      {serve_tls(pki_->issue("selfsigned", self_signed)), "certificate", "cert_untrusted"},
       {serve_tls(pki_->issue("wrong", wrong_name)), "certificate", "cert_hostname_mismatch"},
+      {serve({Script::kTls, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+              make_server_tls(good)}),
+       "http", "http_status"},
   };
   for (const auto& [port, name, reason] : cases) {
     std::string json;
@@ -315,6 +362,35 @@ TEST(NginxDump, MarkersGiveFilesAndLines) {
   EXPECT_EQ(findings[0].file, "/etc/nginx/sites-enabled/shop");
   EXPECT_EQ(findings[0].line, 3);
   EXPECT_EQ(findings[0].reason, probes::Reason::kPlaintextHttp);
+}
+
+// One name, two addresses serving different certificates (a load balancer member or a DNS
+// record left on a stale host): path_mismatch. The name lives in a hosts file that diagnose
+// sees in a mount namespace made here, so no resolver is asked.
+TEST_F(DiagnoseTest, AddressesServingDifferentCertificatesArePathMismatch) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root for a mount namespace with its own /etc/hosts (CI runs as root)";
+  }
+  const uint16_t port = serve_tls(pki_->issue("member-a", {}));
+  ServerOptions second{Script::kTls, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                       make_server_tls(pki_->issue("member-b", {})), "127.0.0.2"};
+  second.port = port;
+  serve(second);
+  const std::string hosts =
+      dir_->write("hosts", "127.0.0.1 shop.portsentinel.test\n127.0.0.2 shop.portsentinel.test\n");
+  const std::string empty = dir_->write("empty.conf", "");
+  std::string json;
+  const int rc = run_command(
+      {"unshare", "--mount", "--propagation", "private", "sh", "-c",
+       "mount --bind \"$0\" /etc/hosts && exec \"$@\"", hosts, portsentinel_binary(),
+       "diagnose", "shop.portsentinel.test:" + std::to_string(port), "--json", "--ca-file",
+       pki_->ca_file(), "--server-name", "localhost", "--timeout", "500ms", "--http-port",
+       std::to_string(refused_port()), "--nginx-config", empty},
+      &json);
+  EXPECT_EQ(rc, 1) << json;
+  EXPECT_TRUE(has_check(json, "dns", "ok")) << json;
+  EXPECT_TRUE(has_check(json, "addresses_agree", "path_mismatch")) << json;
+  EXPECT_NE(json.find("127.0.0.2:" + std::to_string(port)), std::string::npos) << json;
 }
 
 // DNS: inside a namespace made here, whose resolver is unreachable; nothing leaves it.

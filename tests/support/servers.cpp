@@ -146,7 +146,7 @@ std::shared_ptr<asio::ssl::context> make_server_tls(const TestPki::Leaf& leaf,
 LoopbackServer::LoopbackServer(asio::io_context& io, ServerOptions options)
     : state_(std::make_shared<State>()),
       acceptor_(std::make_shared<tcp::acceptor>(
-          io, tcp::endpoint(asio::ip::make_address(options.address), 0))),
+          io, tcp::endpoint(asio::ip::make_address(options.address), options.port))),
       port_(acceptor_->local_endpoint().port()),
       address_(options.address) {
   state_->script = options.script;

@@ -42,6 +42,7 @@ struct ServerOptions {
   std::string http_response;
   std::shared_ptr<asio::ssl::context> tls;
   std::string address;
+  uint16_t port = 0;  // 0: the kernel picks one
 };
 
 struct TlsServerOptions {
@@ -53,7 +54,7 @@ struct TlsServerOptions {
 std::shared_ptr<asio::ssl::context> make_server_tls(const TestPki::Leaf& leaf,
                                                     TlsServerOptions options = {});
 
-// A server on `address`:0 (the kernel picks the port) running `script` on the given
+// A server on `address`:`port` (port 0: the kernel picks it) running `script` on the given
 // io_context. Counts connections and the most open at once. The script can change at run time.
 class LoopbackServer {
  public:
