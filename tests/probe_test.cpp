@@ -144,6 +144,16 @@ TEST_F(ProbeTest, EndlessGarbageIsNotTlsAndEndsQuickly) {
   EXPECT_LT(r.phases.total, 1.0);
 }
 
+TEST_F(ProbeTest, HttpProbeOfEndlessBytesStopsAtItsBound) {
+  // A peer that never stops sending (and never ends a header) costs a bounded read, not the
+  // timeout and not memory.
+  LoopbackServer server(io_, {Script::kGarbageForever});
+  const auto r = probe(spec(server.port(), config::Expect::kHttp));
+  EXPECT_EQ(r.reason, Reason::kHttpNoResponse) << r.detail;
+  EXPECT_NE(r.detail.find("not an HTTP response"), std::string::npos) << r.detail;
+  EXPECT_LT(r.phases.total, 1.0);
+}
+
 // Whatever key exchange group the server picks, in either TLS version, the probe completes
 // the handshake and verifies the ECDSA chain and the handshake signature.
 TEST_F(ProbeTest, EveryKeyExchangeGroupInBothVersionsVerifies) {
