@@ -186,7 +186,9 @@ int run_daemon(const RunOptions& options) {
       if (!options.listen_address.empty()) {
         next.listen_address = cfg.listen_address;
       }
-    } catch (const config::ConfigError& e) {
+      // CA files are read here, off the event loop; a changed one is loaded anew.
+      prepare_tls_contexts(next, tls_contexts);
+    } catch (const std::exception& e) {
       error = e.what();
     }
     std::promise<std::string> applied;
@@ -194,13 +196,15 @@ int run_daemon(const RunOptions& options) {
     asio::post(io, [&, error]() mutable {
       if (error.empty()) {
         try {
+          // The scheduler first: it is what can still fail, and a failure must leave the
+          // running configuration whole, alerting included.
+          scheduler.apply(next);
           alert_rules.set_config(next.alerting);
           if (!(next.alerting.alertmanager_urls == cfg.alerting.alertmanager_urls &&
                 next.alerting.resend_interval == cfg.alerting.resend_interval)) {
             alertmanager.configure(next.alerting.alertmanager_urls, next.alerting.resend_interval,
                                    generator_url);
           }
-          scheduler.apply(next);
           port_watcher.apply(next.ports);
           if (!(next.listen_address == cfg.listen_address)) {
             log_event(spdlog::level::warn, "web.listen_address changes take effect after a restart");

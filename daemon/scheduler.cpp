@@ -37,16 +37,22 @@ struct Scheduler::Target {
 };
 
 void prepare_tls_contexts(const config::Config& cfg, probes::TlsContextCache& cache) {
+  std::vector<config::TlsOptions> needed;
   for (const auto& t : cfg.targets) {
     // Plain HTTP targets get one too: it tells a TLS server on the plain port apart.
-    if (t.expect == config::Expect::kTcp) {
-      continue;
+    if (t.expect != config::Expect::kTcp) {
+      needed.push_back(t.tls);
     }
-    try {
-      cache.get(t.tls);
-    } catch (const std::exception& e) {
-      throw std::runtime_error("target \"" + t.name + "\": " + e.what());
+  }
+  try {
+    cache.refresh(needed);
+  } catch (const probes::TlsContextError& e) {
+    for (const auto& t : cfg.targets) {
+      if (t.expect != config::Expect::kTcp && t.tls == e.options) {
+        throw std::runtime_error("target \"" + t.name + "\": " + e.what());
+      }
     }
+    throw;
   }
 }
 
@@ -98,7 +104,16 @@ void Scheduler::apply(const config::Config& cfg) {
   std::map<std::string, std::shared_ptr<Target>> next;
   for (const auto& tc : cfg.targets) {
     if (auto it = targets_.find(tc.name); it != targets_.end() && it->second->config == tc) {
-      next.emplace(tc.name, it->second);  // unchanged: keeps schedule, counters and state
+      auto& kept = it->second;  // unchanged: keeps schedule, counters and state
+      if (tc.expect != config::Expect::kTcp) {
+        if (auto context = tls_contexts_.get(tc.tls); context != kept->spec.tls_context) {
+          // Its CA file changed: verify against the new one from the next probe on (a probe
+          // in flight holds what it started with).
+          kept->spec.tls_context = std::move(context);
+          kept->spec.verify_memo = std::make_shared<probes::VerifyMemo>();
+        }
+      }
+      next.emplace(tc.name, kept);
       continue;
     }
     auto t = std::make_shared<Target>();

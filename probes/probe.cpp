@@ -250,8 +250,10 @@ asio::awaitable<void> tls_phase(tcp::socket socket, const ProbeSpec& spec,
   const auto start = Clock::now();
   asio::ssl::stream<RecordingSocket> tls(std::move(socket), *spec.tls_context);
   SSL* ssl = tls.native_handle();
+  // Held for the handshake: a reload may give the target a new memo meanwhile.
+  const std::shared_ptr<VerifyMemo> memo = spec.verify_memo;
   VerifyLog verify_log;
-  verify_log.memo = spec.verify_memo.get();
+  verify_log.memo = memo.get();
   SSL_set_app_data(ssl, &verify_log);
   if (config::is_ip_literal(spec.server_name)) {
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), spec.server_name.c_str());

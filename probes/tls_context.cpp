@@ -5,8 +5,10 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <ctime>
 #include <stdexcept>
 
@@ -121,9 +123,53 @@ int openssl_version(config::TlsVersion v) {
 }  // namespace
 
 std::shared_ptr<asio::ssl::context> TlsContextCache::get(const config::TlsOptions& options) {
+  std::lock_guard lock(mutex_);
   if (auto it = contexts_.find(options); it != contexts_.end()) {
-    return it->second;
+    return it->second.context;
   }
+  const FileStamp stamp = stamp_of(options);  // before reading: a later change is seen later
+  auto context = build(options);
+  contexts_.emplace(options, Entry{context, stamp});
+  return context;
+}
+
+void TlsContextCache::refresh(const std::vector<config::TlsOptions>& needed) {
+  std::map<config::TlsOptions, Entry> built;
+  for (const auto& options : needed) {
+    if (built.count(options) != 0) {
+      continue;
+    }
+    const FileStamp stamp = stamp_of(options);
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = contexts_.find(options); it != contexts_.end() && it->second.stamp == stamp) {
+        continue;
+      }
+    }
+    built.emplace(options, Entry{build(options), stamp});  // may throw: nothing changed yet
+  }
+  std::lock_guard lock(mutex_);
+  for (auto& [options, entry] : built) {
+    contexts_[options] = std::move(entry);
+  }
+}
+
+TlsContextCache::FileStamp TlsContextCache::stamp_of(const config::TlsOptions& options) {
+  std::string path = options.ca_file;
+  if (path.empty()) {  // the system store: what SSL_CTX_set_default_verify_paths loads
+    const char* env = std::getenv(X509_get_default_cert_file_env());
+    path = env != nullptr ? env : X509_get_default_cert_file();
+  }
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return {};
+  }
+  return {static_cast<int64_t>(st.st_dev), static_cast<int64_t>(st.st_ino),
+          static_cast<int64_t>(st.st_size), static_cast<int64_t>(st.st_mtim.tv_sec),
+          static_cast<int64_t>(st.st_mtim.tv_nsec)};
+}
+
+std::shared_ptr<asio::ssl::context> TlsContextCache::build(const config::TlsOptions& options) {
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   SSL_CTX* native = ctx->native_handle();
   SSL_CTX_set_min_proto_version(native, openssl_version(options.min_version));
@@ -137,9 +183,8 @@ std::shared_ptr<asio::ssl::context> TlsContextCache::get(const config::TlsOption
     char buf[256];
     ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
     ERR_clear_error();
-    throw std::runtime_error("cannot load CA file \"" + options.ca_file + "\": " + buf);
+    throw TlsContextError("cannot load CA file \"" + options.ca_file + "\": " + buf, options);
   }
-  contexts_.emplace(options, ctx);
   return ctx;
 }
 

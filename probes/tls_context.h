@@ -4,6 +4,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <boost/asio/ssl/context.hpp>
@@ -33,19 +36,44 @@ struct VerifyLog {
   VerifyMemo* memo = nullptr;  // nullptr: verify in full every time
 };
 
+// A CA file that cannot be loaded, with the setting that names it.
+struct TlsContextError : std::runtime_error {
+  TlsContextError(const std::string& what, config::TlsOptions o)
+      : std::runtime_error(what), options(std::move(o)) {}
+  config::TlsOptions options;
+};
+
 // One SSL_CTX per distinct TLS setting, built once (CA loading is the expensive part) and
 // shared by every target that uses it. Verification never aborts the handshake: every error
 // is recorded in the SSL's VerifyLog, so the leaf certificate is captured even when it fails;
 // a VerifyLog with a memo skips a chain it verified before (see VerifyMemo).
 // Sessions are never resumed (no tickets, no cache): every probe sees the served certificate.
-// Thread safety: not thread-safe; used from the event-loop thread (and at start-up).
+// Thread safety: get() and refresh() may be called from any thread; a built context is never
+// changed, only replaced.
 class TlsContextCache {
  public:
-  // Throws std::runtime_error naming the file when a CA file cannot be loaded.
+  // The context for `options`, built on first use. Throws TlsContextError naming the file when
+  // a CA file cannot be loaded.
   std::shared_ptr<asio::ssl::context> get(const config::TlsOptions& options);
 
+  // Builds the contexts in `needed` that are missing or whose CA file (the system bundle for
+  // an empty ca_file) changed since they were built, so that a reload picks up a rotated
+  // bundle. All or nothing: throws TlsContextError, changing nothing, when one cannot be
+  // loaded. It reads the CA files: a reload calls it before it moves to the event loop.
+  void refresh(const std::vector<config::TlsOptions>& needed);
+
  private:
-  std::map<config::TlsOptions, std::shared_ptr<asio::ssl::context>> contexts_;
+  // Identifies one version of a file: device, inode, size and modification time.
+  using FileStamp = std::array<int64_t, 5>;
+  struct Entry {
+    std::shared_ptr<asio::ssl::context> context;
+    FileStamp stamp{};
+  };
+  static FileStamp stamp_of(const config::TlsOptions& options);
+  static std::shared_ptr<asio::ssl::context> build(const config::TlsOptions& options);
+
+  std::mutex mutex_;
+  std::map<config::TlsOptions, Entry> contexts_;
 };
 
 }  // namespace portsentinel::probes

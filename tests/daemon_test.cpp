@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <filesystem>
 #include <gtest/gtest.h>
 #include <regex>
 
@@ -413,6 +414,48 @@ TEST_F(RunningDaemon, ReloadKeepsRunningConfigOnBadFileAndAppliesGoodOne) {
   reply = http_request(port_, "GET", "/-/reload");
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->status, 405);
+}
+
+// An operator fixes a target's CA bundle and reloads: the new bundle is used at once, and the
+// target keeps its series. A broken bundle fails the reload and keeps the running one.
+TEST_F(RunningDaemon, ReloadPicksUpAChangedCaFile) {
+  TempDir other_dir;
+  TestPki other(other_dir);  // a CA that did not issue the served certificate
+  const std::string bundle = dir_.file("bundle.pem");
+  const auto install = [&](const std::string& from) {
+    std::filesystem::copy_file(from, bundle + ".new",
+                               std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::rename(bundle + ".new", bundle);
+  };
+  install(other.ca_file());
+  auto daemon = start("defaults: {interval: 200ms, timeout: 150ms}\ntargets:\n"
+                      "  - {name: rotated, address: \"" + tls_->host_port() +
+                      "\", expect: tls, server_name: localhost, tls: {ca_file: " + bundle +
+                      "}}\n");
+  ASSERT_TRUE(eventually([&] {
+    return has("portsentinel_probe_reason{reason=\"cert_untrusted\",target=\"rotated\"} 1");
+  })) << scrape() << daemon->log();
+
+  install(pki_->ca_file());
+  kill(daemon->pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return has("portsentinel_probe_reason{reason=\"ok\",target=\"rotated\"} 1");
+  })) << scrape() << daemon->log();
+  EXPECT_TRUE(has("portsentinel_config_last_reload_successful 1"));
+  // The same target, not a new one: its failure counter from before the reload is still there.
+  EXPECT_NE(scrape().find("portsentinel_probe_failures_total{reason=\"cert_untrusted\","
+                          "target=\"rotated\"}"),
+            std::string::npos)
+      << scrape();
+
+  dir_.write("broken.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n");
+  install(dir_.file("broken.pem"));
+  kill(daemon->pid(), SIGHUP);
+  ASSERT_TRUE(eventually([&] { return has("portsentinel_config_last_reload_successful 0"); }))
+      << daemon->log();
+  EXPECT_NE(daemon->log().find("target \"rotated\": cannot load CA file"), std::string::npos)
+      << daemon->log();
+  EXPECT_TRUE(has("portsentinel_probe_reason{reason=\"ok\",target=\"rotated\"} 1"));
 }
 
 // sd_notify against a real AF_UNIX datagram socket, as systemd's Type=notify sees it.

@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <gtest/gtest.h>
 
 #include "probes/probe.h"
@@ -363,6 +364,42 @@ TEST_F(ProbeTest, OneContextPerSettingIsReused) {
   b.min_version = config::TlsVersion::k1_3;
   EXPECT_EQ(contexts_.get(a), contexts_.get(a));
   EXPECT_NE(contexts_.get(a), contexts_.get(b));
+}
+
+// A reload after a CA bundle was rotated (written anew and renamed into place, as
+// update-ca-certificates does) builds its context anew; an unchanged file keeps its context.
+TEST_F(ProbeTest, RefreshRebuildsAContextWhoseCaFileChanged) {
+  testing::TempDir other_dir;
+  TestPki other(other_dir);  // a CA that did not issue the served certificate
+  const std::string bundle = dir_->file("rotating-ca.pem");
+  const auto install = [&](const std::string& from) {
+    std::filesystem::copy_file(from, bundle + ".new",
+                               std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::rename(bundle + ".new", bundle);
+  };
+  install(other.ca_file());
+  config::TlsOptions o;
+  o.ca_file = bundle;
+  contexts_.refresh({o});
+  const auto before = contexts_.get(o);
+  contexts_.refresh({o});
+  EXPECT_EQ(contexts_.get(o), before);
+
+  LoopbackServer server(io_, {Script::kTls, kOkResponse, testing::make_server_tls(*good_)});
+  auto s = spec(server.port(), config::Expect::kTls, o);
+  EXPECT_EQ(probe(s).reason, Reason::kCertUntrusted);
+  install(pki_->ca_file());
+  contexts_.refresh({o});
+  const auto after = contexts_.get(o);
+  EXPECT_NE(after, before);
+  s.tls_context = after;
+  EXPECT_EQ(probe(s).reason, Reason::kOk);
+
+  // A broken bundle: the refresh fails and the working context stays.
+  dir_->write("broken.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n");
+  install(dir_->file("broken.pem"));
+  EXPECT_THROW(contexts_.refresh({o}), TlsContextError);
+  EXPECT_EQ(contexts_.get(o), after);
 }
 
 TEST_F(ProbeTest, EveryHandshakeIsFull) {
