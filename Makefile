@@ -12,7 +12,7 @@ TEST_DEPS := libgtest-dev libgmock-dev openssl prometheus prometheus-alertmanage
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-build deps-test build run test test-asan check clean bench deb
+.PHONY: all deps deps-build deps-test build run test test-asan check clean bench deb fuzz
 
 all: build
 
@@ -64,5 +64,13 @@ bench: build
 	$(call install_missing,$(BENCH_DEPS))
 	bench/run.sh
 
+# libFuzzer on what portsentinel reads from others (peer bytes, config files); FUZZ_SECONDS
+# per target, default 60. Not part of `make test`: it runs for time, not to an answer.
+FUZZ_DEPS := clang libclang-rt-14-dev libssl-dev libboost1.81-dev libyaml-cpp-dev
+
+fuzz:
+	$(call install_missing,$(FUZZ_DEPS))
+	tests/fuzz/run.sh $(CURDIR)/build-fuzz
+
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) build-fuzz

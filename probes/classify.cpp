@@ -143,6 +143,9 @@ std::string printable_first_line(std::string_view bytes, size_t max) {
     if (u >= 0x20 && u < 0x7f) {
       out += c;
     } else {
+      if (out.size() + 4 > max) {
+        break;  // an escape that does not fit whole is left out, not cut
+      }
       static const char* kHex = "0123456789abcdef";
       out += "\\x";
       out += kHex[u >> 4];

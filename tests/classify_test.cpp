@@ -139,6 +139,10 @@ TEST(PrintableFirstLine, EscapesAndStops) {
   EXPECT_EQ(printable_first_line("HTTP/1.1 400 Bad\r\nServer: x"), "HTTP/1.1 400 Bad");
   EXPECT_EQ(printable_first_line(std::string("\x16\x03", 2)), "\\x16\\x03");
   EXPECT_EQ(printable_first_line(std::string(500, 'a')).size(), 120u);
+  // Escapes count against the bound too (found by tests/fuzz/peer_bytes_fuzz.cpp).
+  EXPECT_EQ(printable_first_line(std::string(500, '\xff')).size(), 120u);
+  EXPECT_EQ(printable_first_line("abcdefgh\x01", 10), "abcdefgh");
+  EXPECT_EQ(printable_first_line("abcdef\x01", 10), "abcdef\\x01");
 }
 
 }  // namespace
