@@ -157,8 +157,9 @@ TEST_F(NetnsTest, PortForwardToThePlainPortIsPlaintextHttp) {
   TempDir dir;
   probes::ProbeResult r;
   ns_->run_inside([&] {
-    const uint16_t plain = free_port();
-    const uint16_t published = free_port();
+    const auto ports = free_ports(2);
+    const uint16_t plain = ports[0];
+    const uint16_t published = ports[1];
     Nginx nginx(dir, "  server {\n    listen 127.0.0.1:" + std::to_string(plain) +
                          ";\n    return 200 \"backend\\n\";\n  }\n",
                 {plain});

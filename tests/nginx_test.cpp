@@ -11,6 +11,7 @@
 #include "probes/probe.h"
 #include "probes/tls_context.h"
 #include "tests/support/nginx.h"
+#include "tests/support/servers.h"
 #include "tests/support/pki.h"
 #include "tests/support/process.h"
 
@@ -33,9 +34,11 @@ class NginxTest : public ::testing::Test {
     TestPki::LeafOptions cdn;
     cdn.common_name = "cdn edge";
     cdn_cert_ = new TestPki::Leaf(pki_->issue("cdn", cdn));
+    const auto ports = free_ports(7);  // distinct: a shared port would merge server blocks
+    size_t next = 0;
     for (auto* p : {&https_, &no_ssl_, &ssl_on_plain_, &redirect_, &no_redirect_, &cdn_same_,
                     &cdn_other_}) {
-      *p = free_port();
+      *p = ports[next++];
     }
     auto ssl = [](const TestPki::Leaf& leaf) {
       return "    ssl_certificate " + leaf.cert_file + ";\n    ssl_certificate_key " +

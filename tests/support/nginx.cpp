@@ -29,8 +29,6 @@ std::string find_program(const std::string& name) {
   return "";
 }
 
-uint16_t free_port() { return refused_port(); }
-
 namespace {
 bool accepts(uint16_t port) {
   namespace asio = boost::asio;
@@ -68,8 +66,13 @@ Nginx::Nginx(const TempDir& dir, const std::string& servers, const std::vector<u
       std::vector<std::string>{find_program("nginx"), "-p", prefix_, "-e",
                                prefix_ + "/error.log", "-c", prefix_ + "/nginx.conf"},
       prefix_ + "/stderr.log");
+  // Up when every port accepts and this nginx still runs: one that failed to bind a port
+  // another process holds exits, and that process must not pass for it.
   const bool up = eventually(
       [&] {
+        if (!process_->running()) {
+          return true;  // ends the wait; reported below
+        }
         for (uint16_t p : ports) {
           if (!accepts(p)) {
             return false;
@@ -78,7 +81,7 @@ Nginx::Nginx(const TempDir& dir, const std::string& servers, const std::vector<u
         return true;
       },
       std::chrono::seconds(10));
-  if (!up) {
+  if (!up || !process_->running()) {
     throw std::runtime_error("nginx did not come up:\n" + process_->log() + error_log());
   }
 }

@@ -6,6 +6,7 @@
 
 #include "tests/support/pki.h"
 #include "tests/support/process.h"
+#include "tests/support/servers.h"
 
 namespace portsentinel::testing {
 
@@ -30,9 +31,5 @@ class Nginx {
   std::string prefix_;
   std::unique_ptr<Process> process_;
 };
-
-// A TCP port on 127.0.0.1 that was free when asked (for servers that cannot bind port 0
-// and report it, like nginx).
-uint16_t free_port();
 
 }  // namespace portsentinel::testing

@@ -1,5 +1,13 @@
 #include "tests/support/servers.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
 #include <openssl/ssl.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -176,11 +184,37 @@ std::string LoopbackServer::host_port() const {
 }
 
 uint16_t refused_port() {
+  // Bound and never listening: a SYN gets a reset, as from a closed port, and while the socket
+  // stays bound (to the end of the test process) no test running beside this one can take the
+  // port and turn "refused" into "connected".
+  static std::mutex mutex;
+  static std::vector<int> held;
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    throw std::runtime_error(std::string("refused_port: ") + std::strerror(errno));
+  }
+  std::lock_guard lock(mutex);
+  held.push_back(fd);
+  return ntohs(a.sin_port);
+}
+
+uint16_t free_port() { return free_ports(1).front(); }
+
+std::vector<uint16_t> free_ports(size_t n) {
   asio::io_context io;
-  tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  const uint16_t port = a.local_endpoint().port();
-  a.close();
-  return port;
+  std::vector<std::unique_ptr<tcp::acceptor>> held;
+  std::vector<uint16_t> ports;
+  for (size_t i = 0; i < n; ++i) {
+    held.push_back(std::make_unique<tcp::acceptor>(
+        io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)));
+    ports.push_back(held.back()->local_endpoint().port());
+  }
+  return ports;  // the acceptors close here, all at once
 }
 
 ServerThread::ServerThread()

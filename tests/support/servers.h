@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -87,8 +88,17 @@ class LoopbackServer {
   std::string address_;
 };
 
-// A port on 127.0.0.1 that was free a moment ago and has nothing listening: "refused".
+// A port on 127.0.0.1 where nothing listens and nothing will while this process runs:
+// "refused".
 uint16_t refused_port();
+
+// A port on 127.0.0.1 that was free a moment ago, for a server to bind next.
+uint16_t free_port();
+
+// `n` distinct ports on 127.0.0.1 that were free a moment ago, for servers that cannot bind
+// port 0 and report it (nginx). All are held while choosing: ports picked one after another
+// may repeat, since the kernel can hand out a just-closed port again.
+std::vector<uint16_t> free_ports(size_t n);
 
 // An io_context running on its own thread, for servers that a separate process probes.
 class ServerThread {
