@@ -5,25 +5,13 @@
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 
-struct Cpu {
-  double total = 0;
-  double system = 0;  // the kernel's share: socket, TCP over loopback, close
-};
-
-static Cpu cpu() {
-  rusage r{};
-  getrusage(RUSAGE_SELF, &r);
-  const double user = static_cast<double>(r.ru_utime.tv_sec) + r.ru_utime.tv_usec / 1e6;
-  const double system = static_cast<double>(r.ru_stime.tv_sec) + r.ru_stime.tv_usec / 1e6;
-  return {user + system, system};
-}
+#include "process_cpu.h"
 
 int main(int argc, char** argv) {
   if (argc != 4) {
@@ -41,7 +29,7 @@ int main(int argc, char** argv) {
   a.sin_port = htons(static_cast<uint16_t>(std::atoi(argv[1])));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   int ok = 0;
-  const Cpu start = cpu();
+  const Cpu start = process_cpu();
   for (int i = 0; i < n; ++i) {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
     connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
@@ -53,7 +41,7 @@ int main(int argc, char** argv) {
     SSL_free(ssl);
     close(fd);
   }
-  const Cpu end = cpu();
+  const Cpu end = process_cpu();
   std::printf("%d %d %.0f %.0f\n", ok, n, (end.total - start.total) / n * 1e6,
               (end.system - start.system) / n * 1e6);
   SSL_CTX_free(ctx);

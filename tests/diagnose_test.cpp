@@ -110,6 +110,8 @@ TEST_F(DiagnoseTest, HealthyHttpsExitsZero) {
 TEST_F(DiagnoseTest, RemediesNameThePortTheyAreAbout) {
   const uint16_t https = serve_tls(pki_->issue("remedy-ports", {}));
   const uint16_t plain = refused_port();
+  // Only audited, never started: nothing binds 8443. It is a port the audit holds to TLS, and
+  // not the one diagnosed, so the finding's remedy must name it.
   const std::string conf = dir_->write(
       "ports.conf", "events {}\nhttp {\n  server {\n    listen 127.0.0.1:8443;\n  }\n}\n");
   std::string json;
