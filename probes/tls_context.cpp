@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <ctime>
+#include <set>
 #include <stdexcept>
 
 namespace portsentinel::probes {
@@ -135,8 +136,9 @@ std::shared_ptr<asio::ssl::context> TlsContextCache::get(const config::TlsOption
 
 void TlsContextCache::refresh(const std::vector<config::TlsOptions>& needed) {
   std::map<config::TlsOptions, Entry> built;
+  std::set<config::TlsOptions> seen;  // thousands of targets often share one setting
   for (const auto& options : needed) {
-    if (built.count(options) != 0) {
+    if (!seen.insert(options).second) {
       continue;
     }
     const FileStamp stamp = stamp_of(options);
